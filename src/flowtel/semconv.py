@@ -1,0 +1,362 @@
+"""Every span name, span event, metric and attribute flowtel emits, defined once.
+
+Why one module: dashboards, alert rules, docs and tests all cross-check against these
+definitions, so a renamed metric breaks a test instead of silently emptying a panel.
+``docs/telemetry-reference.md`` is generated from :func:`reference_markdown` and a test keeps
+it in sync. Prometheus names follow the OTel→Prometheus rules (see :func:`prometheus_name`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+__all__ = [
+    "ATTRIBUTES",
+    "EVENTS",
+    "METRICS",
+    "SPANS",
+    "AttributeDef",
+    "EventDef",
+    "Instrument",
+    "MetricDef",
+    "SpanDef",
+    "prometheus_name",
+    "reference_markdown",
+]
+
+
+class Instrument(str, Enum):
+    """The OpenTelemetry instrument kind behind a metric."""
+
+    COUNTER = "counter"
+    UP_DOWN_COUNTER = "updowncounter"
+    HISTOGRAM = "histogram"
+    GAUGE = "gauge"  # observable gauge
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeDef:
+    """An attribute key and what it means."""
+
+    key: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef:
+    """A metric: name, instrument, UCUM unit and the attribute keys it carries."""
+
+    name: str
+    instrument: Instrument
+    unit: str
+    description: str
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SpanDef:
+    """A span name flowtel creates itself, and the attributes it sets on it."""
+
+    name: str
+    description: str
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventDef:
+    """A span event name and its attributes."""
+
+    name: str
+    description: str
+    attributes: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# Attribute keys. OpenTelemetry semantic-convention keys are re-used where they exist.
+# --------------------------------------------------------------------------------------------
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+SERVICE_INSTANCE_ID: Final = "service.instance.id"
+DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
+
+COMPONENT: Final = "flowtel.component"
+OPERATION: Final = "flowtel.operation"
+CODE_FUNCTION: Final = "code.function.name"
+CODE_FILEPATH: Final = "code.file.path"
+CODE_LINENO: Final = "code.line.number"
+ARG_PREFIX: Final = "flowtel.arg."
+RETURN_VALUE: Final = "flowtel.return"
+ERROR_TYPE: Final = "error.type"
+OTEL_STATUS_CODE: Final = "otel.status_code"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+EXCEPTION_ESCAPED: Final = "exception.escaped"
+ERROR_HANDLED: Final = "flowtel.error.handled"
+ERROR_RATE_WINDOW: Final = "flowtel.window"
+
+STARTUP_CHECK: Final = "flowtel.startup.check"
+STARTUP_PRIORITY: Final = "flowtel.startup.priority"
+STARTUP_ATTEMPT: Final = "flowtel.startup.attempt"
+STARTUP_OUTCOME: Final = "flowtel.startup.outcome"
+STARTUP_TIMEOUT: Final = "flowtel.startup.timeout_s"
+STARTUP_CRITICAL: Final = "flowtel.startup.critical"
+STARTUP_DELAY: Final = "flowtel.startup.delay_s"
+LIFECYCLE_STATE: Final = "flowtel.lifecycle.state"
+LIFECYCLE_FROM: Final = "flowtel.lifecycle.from"
+LIFECYCLE_TO: Final = "flowtel.lifecycle.to"
+SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
+SHUTDOWN_OUTCOME: Final = "flowtel.shutdown.outcome"
+PROBE: Final = "flowtel.probe"
+PROBE_OUTCOME: Final = "flowtel.probe.outcome"
+READINESS_CHECK: Final = "flowtel.readiness.check"
+
+SENTRY_OUTCOME: Final = "flowtel.sentry.outcome"
+SENTRY_REASON: Final = "flowtel.sentry.reason"
+SENTRY_EVENT_ID: Final = "flowtel.sentry.event_id"
+
+RESILIENCE_STRATEGY: Final = "flowtel.resilience.strategy"
+RESILIENCE_EVENT: Final = "flowtel.resilience.event"
+RESILIENCE_OUTCOME: Final = "flowtel.resilience.outcome"
+RESILIENCE_NAME: Final = "flowtel.resilience.name"
+RESILIENCE_ATTEMPT: Final = "flowtel.resilience.attempt"
+RESILIENCE_DELAY: Final = "flowtel.resilience.delay_s"
+RESILIENCE_WAIT: Final = "flowtel.resilience.wait_s"
+RESILIENCE_TIMEOUT: Final = "flowtel.resilience.timeout_s"
+CIRCUIT_STATE: Final = "flowtel.circuit.state"
+
+TELEMETRY_SIGNAL: Final = "flowtel.signal"
+TELEMETRY_REASON: Final = "flowtel.reason"
+
+LOG_LOGGER: Final = "logger.name"
+LOG_THREAD: Final = "thread.name"
+
+ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
+    AttributeDef(SERVICE_NAME, "string", "Resource: the logical service name."),
+    AttributeDef(SERVICE_VERSION, "string", "Resource: the service version."),
+    AttributeDef(SERVICE_INSTANCE_ID, "string", "Resource: unique per process (auto uuid4)."),
+    AttributeDef(DEPLOYMENT_ENVIRONMENT, "string", "Resource: e.g. production, staging, dev."),
+    AttributeDef(COMPONENT, "string", "Logical component (team-defined), from @traced."),
+    AttributeDef(OPERATION, "string", "Logical operation within the component, from @traced."),
+    AttributeDef(CODE_FUNCTION, "string", "Qualified name of the decorated function."),
+    AttributeDef(CODE_FILEPATH, "string", "Source file of the decorated function."),
+    AttributeDef(CODE_LINENO, "int", "First line of the decorated function."),
+    AttributeDef(ARG_PREFIX + "<name>", "any", "A recorded argument (record_args), scrubbed."),
+    AttributeDef(RETURN_VALUE, "any", "The recorded return value (record_return), scrubbed."),
+    AttributeDef(ERROR_TYPE, "string", "Fully qualified exception type of a failed operation."),
+    AttributeDef(OTEL_STATUS_CODE, "string", "OK, ERROR or UNSET (metric attribute)."),
+    AttributeDef(ERROR_HANDLED, "bool", "On exception events: true when the error was handled."),
+    AttributeDef(ERROR_RATE_WINDOW, "string", "Window of an error-rate gauge, e.g. 5m."),
+    AttributeDef(STARTUP_CHECK, "string", "Name of a startup check."),
+    AttributeDef(STARTUP_PRIORITY, "int", "Priority of a startup check (lower runs first)."),
+    AttributeDef(STARTUP_ATTEMPT, "int", "1-based attempt number of a startup check."),
+    AttributeDef(STARTUP_OUTCOME, "string", "success, failed, timeout, skipped."),
+    AttributeDef(STARTUP_TIMEOUT, "double", "Per-attempt timeout of a startup check, seconds."),
+    AttributeDef(STARTUP_CRITICAL, "bool", "Whether a failed check fails startup."),
+    AttributeDef(STARTUP_DELAY, "double", "Backoff before the next attempt, seconds."),
+    AttributeDef(LIFECYCLE_STATE, "string", "STARTING, READY, DEGRADED, DRAINING, STOPPED, FAILED."),
+    AttributeDef(LIFECYCLE_FROM, "string", "State before a lifecycle transition."),
+    AttributeDef(LIFECYCLE_TO, "string", "State after a lifecycle transition."),
+    AttributeDef(SHUTDOWN_HOOK, "string", "Name of a shutdown hook."),
+    AttributeDef(SHUTDOWN_OUTCOME, "string", "success, failed, timeout."),
+    AttributeDef(PROBE, "string", "alive, ready, startup, health."),
+    AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
+    AttributeDef(READINESS_CHECK, "string", "Name of a background readiness check."),
+    AttributeDef(SENTRY_OUTCOME, "string", "sent or dropped."),
+    AttributeDef(SENTRY_REASON, "string", "Why an event was dropped (e.g. duplicate, rate_limited)."),
+    AttributeDef(SENTRY_EVENT_ID, "string", "On exception events: the Sentry event id."),
+    AttributeDef(RESILIENCE_STRATEGY, "string", "retry, timeout, rate_limit, circuit_breaker."),
+    AttributeDef(RESILIENCE_EVENT, "string", "retry, timeout, circuit_opened, circuit_half_opened, "
+                 "circuit_closed, rejected, rate_limited."),
+    AttributeDef(RESILIENCE_OUTCOME, "string", "success, success_after_retry, failed, "
+                 "failed_after_retry, not_permitted."),
+    AttributeDef(RESILIENCE_NAME, "string", "Name of a breaker or limiter instance."),
+    AttributeDef(RESILIENCE_ATTEMPT, "int", "1-based attempt number."),
+    AttributeDef(RESILIENCE_DELAY, "double", "Delay before the next attempt, seconds."),
+    AttributeDef(RESILIENCE_WAIT, "double", "Time waited on a rate limiter, seconds."),
+    AttributeDef(RESILIENCE_TIMEOUT, "double", "Timeout that elapsed, seconds."),
+    AttributeDef(CIRCUIT_STATE, "string", "closed, open, half_open."),
+    AttributeDef(TELEMETRY_SIGNAL, "string", "traces, metrics or logs."),
+    AttributeDef(TELEMETRY_REASON, "string", "Why telemetry was lost: queue_full, export_failed, "
+                 "shutdown_timeout."),
+)
+
+# --------------------------------------------------------------------------------------------
+# Spans and span events.
+# --------------------------------------------------------------------------------------------
+SPAN_STARTUP: Final = "flowtel.startup"
+SPAN_STARTUP_CHECK: Final = "flowtel.startup.check"
+SPAN_SHUTDOWN: Final = "flowtel.shutdown"
+SPAN_SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
+SPAN_RECORD_ERROR: Final = "flowtel.record_error"
+
+SPANS: Final[tuple[SpanDef, ...]] = (
+    SpanDef(SPAN_STARTUP, "Root span of service startup; one child per check attempt.",
+            (LIFECYCLE_STATE,)),
+    SpanDef(SPAN_STARTUP_CHECK, "One attempt of a startup check.",
+            (STARTUP_CHECK, STARTUP_PRIORITY, STARTUP_ATTEMPT, STARTUP_OUTCOME, STARTUP_TIMEOUT,
+             STARTUP_CRITICAL)),
+    SpanDef(SPAN_SHUTDOWN, "Graceful shutdown: drain, hooks, telemetry flush.", (LIFECYCLE_STATE,)),
+    SpanDef(SPAN_SHUTDOWN_HOOK, "One shutdown hook.", (SHUTDOWN_HOOK, SHUTDOWN_OUTCOME)),
+    SpanDef(SPAN_RECORD_ERROR, "Short span for record_error() when no span is current.",
+            (COMPONENT, OPERATION, ERROR_TYPE)),
+)
+
+EVENT_EXCEPTION: Final = "exception"
+EVENT_STARTUP_RETRY: Final = "flowtel.startup.retry"
+EVENT_LIFECYCLE_TRANSITION: Final = "flowtel.lifecycle.transition"
+EVENT_RESILIENCE_RETRY: Final = "flowtel.resilience.retry"
+EVENT_RESILIENCE_REJECTED: Final = "flowtel.resilience.rejected"
+EVENT_RESILIENCE_TIMEOUT: Final = "flowtel.resilience.timeout"
+EVENT_RESILIENCE_RATE_LIMITED: Final = "flowtel.resilience.rate_limited"
+
+EVENTS: Final[tuple[EventDef, ...]] = (
+    EventDef(EVENT_EXCEPTION, "OTel exception event; flowtel adds handled for record_error().",
+             (EXCEPTION_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, ERROR_HANDLED)),
+    EventDef(EVENT_STARTUP_RETRY, "A startup check attempt failed and will be retried.",
+             (STARTUP_CHECK, STARTUP_ATTEMPT, ERROR_TYPE, STARTUP_DELAY)),
+    EventDef(EVENT_LIFECYCLE_TRANSITION, "The lifecycle state machine changed state.",
+             (LIFECYCLE_FROM, LIFECYCLE_TO)),
+    EventDef(EVENT_RESILIENCE_RETRY, "A call failed and is retried after a delay.",
+             (RESILIENCE_ATTEMPT, ERROR_TYPE, RESILIENCE_DELAY, OPERATION)),
+    EventDef(EVENT_RESILIENCE_REJECTED, "An open circuit breaker rejected a call.",
+             (RESILIENCE_NAME, CIRCUIT_STATE)),
+    EventDef(EVENT_RESILIENCE_TIMEOUT, "A call exceeded its timeout.", (RESILIENCE_TIMEOUT,)),
+    EventDef(EVENT_RESILIENCE_RATE_LIMITED, "A caller waited on a rate limiter over a threshold.",
+             (RESILIENCE_NAME, RESILIENCE_WAIT)),
+)
+
+# --------------------------------------------------------------------------------------------
+# Metrics. Units are UCUM; durations are seconds.
+# --------------------------------------------------------------------------------------------
+METRIC_OPERATION_CALLS: Final = "flowtel.operation.calls"
+METRIC_OPERATION_DURATION: Final = "flowtel.operation.duration"
+METRIC_ERRORS: Final = "flowtel.errors"
+METRIC_ERROR_RATE: Final = "flowtel.error_rate"
+METRIC_STARTUP_DURATION: Final = "flowtel.startup.duration"
+METRIC_STARTUP_CHECK_DURATION: Final = "flowtel.startup.check.duration"
+METRIC_LIFECYCLE_STATE: Final = "flowtel.lifecycle.state"
+METRIC_PROBE_CHECKS: Final = "flowtel.probe.checks"
+METRIC_READINESS_CHECK_STATUS: Final = "flowtel.readiness.check.status"
+METRIC_SHUTDOWN_DURATION: Final = "flowtel.shutdown.duration"
+METRIC_SENTRY_EVENTS: Final = "flowtel.sentry.events"
+METRIC_RESILIENCE_EVENTS: Final = "flowtel.resilience.events"
+METRIC_RESILIENCE_CALLS: Final = "flowtel.resilience.calls"
+METRIC_RESILIENCE_ATTEMPT_DURATION: Final = "flowtel.resilience.attempt.duration"
+METRIC_RATE_LIMITER_WAIT: Final = "flowtel.rate_limiter.wait.duration"
+METRIC_RATE_LIMITER_PERMITS: Final = "flowtel.rate_limiter.available_permits"
+METRIC_CIRCUIT_STATE: Final = "flowtel.circuit_breaker.state"
+METRIC_CIRCUIT_FAILURE_RATE: Final = "flowtel.circuit_breaker.failure_rate"
+METRIC_CIRCUIT_SLOW_CALL_RATE: Final = "flowtel.circuit_breaker.slow_call_rate"
+METRIC_TELEMETRY_DROPPED: Final = "flowtel.telemetry.dropped"
+METRIC_TELEMETRY_EXPORT_FAILURES: Final = "flowtel.telemetry.export.failures"
+
+_OP: Final = (COMPONENT, OPERATION)
+
+METRICS: Final[tuple[MetricDef, ...]] = (
+    MetricDef(METRIC_OPERATION_CALLS, Instrument.COUNTER, "{call}",
+              "Finished operations (spans), counted before sampling.",
+              (*_OP, OTEL_STATUS_CODE, ERROR_TYPE)),
+    MetricDef(METRIC_OPERATION_DURATION, Instrument.HISTOGRAM, "s",
+              "Operation duration, counted before sampling.", (*_OP, OTEL_STATUS_CODE, ERROR_TYPE)),
+    MetricDef(METRIC_ERRORS, Instrument.COUNTER, "{error}",
+              "Errors: failed operations and record_error() calls.",
+              (*_OP, ERROR_TYPE, ERROR_HANDLED)),
+    MetricDef(METRIC_ERROR_RATE, Instrument.GAUGE, "1",
+              "Current error rate per component over a sliding window.",
+              (COMPONENT, ERROR_RATE_WINDOW)),
+    MetricDef(METRIC_STARTUP_DURATION, Instrument.HISTOGRAM, "s",
+              "Total startup duration (the critical path).", (LIFECYCLE_STATE,)),
+    MetricDef(METRIC_STARTUP_CHECK_DURATION, Instrument.HISTOGRAM, "s",
+              "Duration of each startup check (all attempts).", (STARTUP_CHECK, STARTUP_OUTCOME)),
+    MetricDef(METRIC_LIFECYCLE_STATE, Instrument.GAUGE, "1",
+              "1 for the current lifecycle state, 0 for every other state.", (LIFECYCLE_STATE,)),
+    MetricDef(METRIC_PROBE_CHECKS, Instrument.COUNTER, "{check}",
+              "Probe requests answered.", (PROBE, PROBE_OUTCOME)),
+    MetricDef(METRIC_READINESS_CHECK_STATUS, Instrument.GAUGE, "1",
+              "1 when a background readiness check passes, else 0.", (READINESS_CHECK,)),
+    MetricDef(METRIC_SHUTDOWN_DURATION, Instrument.HISTOGRAM, "s",
+              "Graceful shutdown duration (drain, hooks, flush).", (SHUTDOWN_OUTCOME,)),
+    MetricDef(METRIC_SENTRY_EVENTS, Instrument.COUNTER, "{event}",
+              "Sentry events handed to the transport or dropped.", (SENTRY_OUTCOME, SENTRY_REASON)),
+    MetricDef(METRIC_RESILIENCE_EVENTS, Instrument.COUNTER, "{event}",
+              "Resilience events: retries, timeouts, breaker transitions, rejections, waits.",
+              (RESILIENCE_EVENT, RESILIENCE_STRATEGY, OPERATION, ERROR_TYPE)),
+    MetricDef(METRIC_RESILIENCE_CALLS, Instrument.COUNTER, "{call}",
+              "Calls through a resilience strategy, by outcome.",
+              (RESILIENCE_OUTCOME, RESILIENCE_STRATEGY, OPERATION)),
+    MetricDef(METRIC_RESILIENCE_ATTEMPT_DURATION, Instrument.HISTOGRAM, "s",
+              "Duration of each attempt made by retry.", (OPERATION, ERROR_TYPE)),
+    MetricDef(METRIC_RATE_LIMITER_WAIT, Instrument.HISTOGRAM, "s",
+              "Time callers waited on a rate limiter.", (RESILIENCE_NAME,)),
+    MetricDef(METRIC_RATE_LIMITER_PERMITS, Instrument.GAUGE, "{permit}",
+              "Permits currently available in a rate limiter.", (RESILIENCE_NAME,)),
+    MetricDef(METRIC_CIRCUIT_STATE, Instrument.GAUGE, "1",
+              "1 for a breaker's current state, 0 for its other states.",
+              (RESILIENCE_NAME, CIRCUIT_STATE)),
+    MetricDef(METRIC_CIRCUIT_FAILURE_RATE, Instrument.GAUGE, "1",
+              "Failure rate in a breaker's window.", (RESILIENCE_NAME,)),
+    MetricDef(METRIC_CIRCUIT_SLOW_CALL_RATE, Instrument.GAUGE, "1",
+              "Slow-call rate in a breaker's window.", (RESILIENCE_NAME,)),
+    MetricDef(METRIC_TELEMETRY_DROPPED, Instrument.COUNTER, "{item}",
+              "Spans, metric points or log records lost before export.",
+              (TELEMETRY_SIGNAL, TELEMETRY_REASON)),
+    MetricDef(METRIC_TELEMETRY_EXPORT_FAILURES, Instrument.COUNTER, "{export}",
+              "Export batches that failed.", (TELEMETRY_SIGNAL, TELEMETRY_REASON)),
+)
+
+_UNIT_SUFFIX: Final = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "ratio"}
+
+
+def prometheus_name(metric: MetricDef) -> str:
+    """The name Prometheus stores for ``metric`` under the OTel→Prometheus translation.
+
+    Dots become underscores, the unit is appended (``s`` → ``_seconds``, ``1`` on a gauge →
+    ``_ratio``; annotations in braces are dropped) and counters get ``_total``. Histograms add
+    ``_bucket``/``_sum``/``_count`` on top of the returned base name.
+    """
+    base = re.sub(r"[^a-zA-Z0-9_:]", "_", metric.name)
+    unit = re.sub(r"\{[^}]*\}", "", metric.unit)
+    suffix = _UNIT_SUFFIX.get(unit, unit)
+    if suffix == "ratio" and metric.instrument is not Instrument.GAUGE:
+        suffix = ""
+    if suffix and not base.endswith("_" + suffix):
+        base = f"{base}_{suffix}"
+    if metric.instrument is Instrument.COUNTER:
+        base += "_total"
+    return base
+
+
+def reference_markdown() -> str:
+    """Render the telemetry reference that ``docs/telemetry-reference.md`` must contain."""
+    lines = ["## Spans", "", "| name | description | attributes |", "| --- | --- | --- |"]
+    lines += [f"| `{s.name}` | {s.description} | {_codes(s.attributes)} |" for s in SPANS]
+    lines += ["", "## Span events", "", "| name | description | attributes |", "| --- | --- | --- |"]
+    lines += [f"| `{e.name}` | {e.description} | {_codes(e.attributes)} |" for e in EVENTS]
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        "| name | instrument | unit | Prometheus name | description | attributes |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| `{m.name}` | {m.instrument.value} | `{m.unit}` | `{prometheus_name(m)}` | "
+        f"{m.description} | {_codes(m.attributes)} |"
+        for m in METRICS
+    ]
+    lines += ["", "## Attributes", "", "| key | type | description |", "| --- | --- | --- |"]
+    lines += [f"| `{a.key}` | {a.type} | {a.description} |" for a in ATTRIBUTES]
+    return "\n".join(lines) + "\n"
+
+
+def _codes(keys: tuple[str, ...]) -> str:
+    return ", ".join(f"`{k}`" for k in keys) or "—"
+
+
+if __name__ == "__main__":  # pragma: no cover - doc generator
+    print(reference_markdown(), end="")
