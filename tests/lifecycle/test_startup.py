@@ -81,9 +81,8 @@ class TestOrderingAndConcurrency:
         orch.add(lambda: None, name="api", depends_on=["db", "cache"])
         report = asyncio.run(orch.run())
         assert report.state is LifecycleState.READY
-        spans = {
-            s.attributes[semconv.STARTUP_CHECK]: s for s in telemetry.spans(semconv.SPAN_STARTUP_CHECK)
-        }
+        checks = telemetry.spans(semconv.SPAN_STARTUP_CHECK)
+        spans = {s.attributes[semconv.STARTUP_CHECK]: s for s in checks}
         assert spans["api"].start_time >= spans["db"].end_time
         assert spans["api"].start_time >= spans["cache"].end_time
         assert report.check("db").details == {"pool": 4}
@@ -155,8 +154,8 @@ class TestOrderingAndConcurrency:
                 now[0] = 3.0
 
             orch = make(telemetry, clock=lambda: now[0])
-            orch.add(cache, name="cache")
             orch.add(db, name="db")
+            orch.add(cache, name="cache")
             orch.add(api, name="api", depends_on=["db"])
             return await orch.run()
 
@@ -165,7 +164,7 @@ class TestOrderingAndConcurrency:
         assert report.duration_s == 3.0
         assert sum(c.duration_s for c in report.checks) == 4.0
         assert [(c.name, c.start_s, c.end_s) for c in report.checks] == [
-            ("cache", 0.0, 1.0), ("db", 0.0, 2.0), ("api", 2.0, 3.0),
+            ("db", 0.0, 2.0), ("cache", 0.0, 1.0), ("api", 2.0, 3.0),
         ]  # fmt: skip
         assert report.to_dict()["critical_path"] == ["db", "api"]
 
