@@ -165,7 +165,7 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(LIFECYCLE_TO, "string", "State after a lifecycle transition."),
     AttributeDef(SHUTDOWN_HOOK, "string", "Name of a shutdown hook."),
     AttributeDef(SHUTDOWN_OUTCOME, "string", "success, failed, timeout."),
-    AttributeDef(SHUTDOWN_REASON, "string", "What began shutdown: SIGTERM, SIGINT, exit, requested."),
+    AttributeDef(SHUTDOWN_REASON, "string", "What began shutdown: SIGTERM, SIGINT, exit."),
     AttributeDef(SHUTDOWN_DRAIN, "double", "Drain delay before the server stopped, seconds."),
     AttributeDef(PROBE, "string", "alive, ready, startup, health."),
     AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
