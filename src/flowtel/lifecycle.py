@@ -331,19 +331,22 @@ class Lifecycle:
             set_status_on_exception=False,
         ) as span:
             outcome = "success"
+            deadline = asyncio.timeout(hook.timeout_s)
             try:
-                async with asyncio.timeout(hook.timeout_s):
+                async with deadline:
                     if inspect.iscoroutinefunction(hook.func):
                         await hook.func()
                     else:
                         value = await asyncio.to_thread(hook.func)
                         if inspect.isawaitable(value):
                             await value
-            except TimeoutError:
-                outcome = "timeout"
-                _log.error("shutdown hook %r timed out after %.1fs", hook.name, hook.timeout_s)
-                span.set_status(Status(StatusCode.ERROR, f"timed out after {hook.timeout_s}s"))
             except Exception as exc:
+                if deadline.expired():
+                    outcome = "timeout"
+                    _log.error("shutdown hook %r timed out after %.1fs", hook.name, hook.timeout_s)
+                    span.set_status(Status(StatusCode.ERROR, f"timed out after {hook.timeout_s}s"))
+                    span.set_attribute(semconv.SHUTDOWN_OUTCOME, outcome)
+                    return outcome
                 outcome = "failed"
                 _log.exception("shutdown hook %r failed", hook.name)
                 span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)

@@ -168,15 +168,17 @@ class ReadinessMonitor:
         if name in self._busy:
             error = "previous run still hung"
         else:
+            deadline = asyncio.timeout(check.timeout_s)
             try:
-                async with asyncio.timeout(check.timeout_s):
+                async with deadline:
                     value = await self._call(check)
                 if value is False:
                     error = "check returned False"
-            except TimeoutError:
-                error = f"timed out after {check.timeout_s}s"
             except Exception as exc:
-                error = current_scrubber().scrub_text(f"{type(exc).__name__}: {exc}")
+                if deadline.expired():
+                    error = f"timed out after {check.timeout_s}s"
+                else:
+                    error = current_scrubber().scrub_text(f"{type(exc).__name__}: {exc}")
         status = ReadinessStatus(name, error is None, self._clock() - start, error, time.time())
         previous = self._status.get(name)
         if previous is not None and previous.ok is not False and error is not None:

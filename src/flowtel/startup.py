@@ -398,14 +398,15 @@ class StartupOrchestrator:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            deadline = asyncio.timeout(check.timeout_s)
             try:
-                async with asyncio.timeout(check.timeout_s):
+                async with deadline:
                     value = await _call(check.func)
-            except TimeoutError as exc:
-                message = f"timed out after {check.timeout_s}s"
-                _record_failure(span, CheckOutcome.TIMEOUT, exc, message)
-                return CheckOutcome.TIMEOUT, {}, message, _qualname(exc)
             except Exception as exc:
+                if deadline.expired():
+                    message = f"timed out after {check.timeout_s}s"
+                    _record_failure(span, CheckOutcome.TIMEOUT, exc, message)
+                    return CheckOutcome.TIMEOUT, {}, message, _qualname(exc)
                 message = current_scrubber().scrub_text(f"{type(exc).__name__}: {exc}")
                 _record_failure(span, CheckOutcome.FAILED, exc, message)
                 return CheckOutcome.FAILED, {}, message, _qualname(exc)

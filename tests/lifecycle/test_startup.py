@@ -185,6 +185,20 @@ class TestRetriesAndTimeouts:
         assert span.attributes[semconv.STARTUP_OUTCOME] == "timeout"
         assert span.attributes[semconv.STARTUP_TIMEOUT] == 0.05
 
+    def test_a_check_raising_timeouterror_is_failed_not_timed_out(
+        self, telemetry: Telemetry
+    ) -> None:
+        """Only the orchestrator's own deadline counts as timeout."""
+
+        def slow_dependency() -> None:
+            raise TimeoutError("upstream timed out")
+
+        orch = make(telemetry)
+        orch.add(slow_dependency, name="upstream", timeout_s=30)
+        report = asyncio.run(orch.run())
+        assert report.check("upstream").outcome is CheckOutcome.FAILED
+        assert report.check("upstream").error == "TimeoutError: upstream timed out"
+
     def test_retries_back_off_exponentially_with_jitter(self, telemetry: Telemetry) -> None:
         """Two failures then success: 3 attempt spans, 2 retry events, doubling jittered delays."""
         calls = 0
