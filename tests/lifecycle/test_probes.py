@@ -109,9 +109,11 @@ class TestCriticalFailure:
         """An unknown dependency fails the lifespan startup; uvicorn never listens."""
         app, lifecycle, _ = build(telemetry)
         lifecycle.orchestrator.add(lambda: None, name="api", depends_on=["nope"])
-        with pytest.raises(RuntimeError, match=r"did not start \(exit code \[3\]\)"):
-            with running_server(app):
-                raise AssertionError("server should not have started")
+        with (
+            pytest.raises(RuntimeError, match=r"did not start \(exit code \[3\]\)"),
+            running_server(app),
+        ):
+            raise AssertionError("server should not have started")
         assert telemetry.spans() == []
 
 
