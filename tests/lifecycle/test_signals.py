@@ -1,0 +1,182 @@
+"""Real signals to real subprocesses: plain ``uvicorn module:app`` and a managed worker."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flowtel import semconv
+
+from ._server import poll_status, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Process:
+    """A subprocess whose stdout+stderr lines are collected by a thread."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: str) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found[:] = [m for m in (re.search(pattern, x) for x in list(self.lines)) if m]
+            return bool(found) or self.proc.poll() is not None
+
+        wait_until(seen, what=f"output line {pattern!r}")
+        if not found:
+            raise AssertionError(f"process exited without {pattern!r}:\n{self.output()}")
+        return found[0]
+
+    def wait_exit(self, timeout_s: float = 15) -> int:
+        code = self.proc.wait(timeout=timeout_s)
+        self._reader.join(timeout=5)
+        return code
+
+
+@contextmanager
+def spawn(args: list[str], **env: str) -> Iterator[Process]:
+    full_env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}", **env}
+    process = Process([sys.executable, *args], full_env)
+    try:
+        yield process
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(timeout=10)
+
+
+def _attrs(span: Any) -> dict[str, Any]:
+    return dict(span.attributes)
+
+
+class TestUvicornSigterm:
+    def test_sigterm_drains_then_stops_gracefully_and_exits_zero(
+        self, otlp_http: Any, tmp_path: Path
+    ) -> None:
+        """SIGTERM: /ready 503, /alive 200, serving continues; 2nd SIGTERM ends the drain;
+        the in-flight request completes; hooks run; exit 0; shutdown spans reach OTLP."""
+        app = "tests.lifecycle.apps.signal_app:app"
+        args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0"]
+        with spawn(args, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint,
+                   FLOWTEL_TEST_GATE_DIR=str(tmp_path), FLOWTEL_TEST_DRAIN_S="30") as server:  # fmt: skip
+            port = int(server.wait_for_line(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")[1])
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, timeout=10) as client:
+                poll_status(client, "/startup", 200)
+                poll_status(client, "/ready", 200)
+
+                slow: list[httpx.Response] = []
+                in_flight = threading.Thread(
+                    target=lambda: slow.append(httpx.get(f"{base}/slow", timeout=20)), daemon=True
+                )
+                in_flight.start()
+                wait_until(lambda: (tmp_path / "slow_started").exists(), what="/slow in flight")
+
+                server.proc.send_signal(signal.SIGTERM)
+                poll_status(client, "/ready", 503)
+                assert client.get("/alive").status_code == 200
+                assert client.get("/startup").status_code == 200
+                assert client.get("/ping").json() == {"pong": True}  # still serving
+                assert client.get("/health").json()["state"] == "DRAINING"
+
+            server.proc.send_signal(signal.SIGTERM)  # second signal: end the drain now
+
+            def listener_closed() -> bool:
+                try:
+                    httpx.get(f"{base}/ping", timeout=1)
+                except httpx.ConnectError:
+                    return True
+                return False
+
+            wait_until(listener_closed, what="uvicorn to stop accepting")
+            assert server.proc.poll() is None  # still waiting for the in-flight request
+            assert not slow
+
+            (tmp_path / "release").touch()
+            in_flight.join(timeout=10)
+            assert slow and slow[0].status_code == 200 and slow[0].json() == {"slow": "done"}
+            assert server.wait_exit() == 0, server.output()
+
+        assert (tmp_path / "hook_ran").read_text() == "close_db"
+        shutdown = otlp_http.wait_for_span(semconv.SPAN_SHUTDOWN)
+        assert _attrs(shutdown)[semconv.SHUTDOWN_REASON] == "SIGTERM"
+        assert _attrs(shutdown)[semconv.SHUTDOWN_DRAIN] == 30.0
+        assert _attrs(shutdown)[semconv.SHUTDOWN_OUTCOME] == "success"
+        transitions = [a[semconv.LIFECYCLE_TO] for n, a in shutdown.events
+                       if n == semconv.EVENT_LIFECYCLE_TRANSITION]  # fmt: skip
+        assert transitions == ["DRAINING", "STOPPED"]
+        (hook,) = otlp_http.spans_by_name(semconv.SPAN_SHUTDOWN_HOOK)
+        assert _attrs(hook) == {semconv.SHUTDOWN_HOOK: "close_db", semconv.SHUTDOWN_OUTCOME: "success"}
+        startup = otlp_http.span_by_name(semconv.SPAN_STARTUP)
+        assert _attrs(startup)[semconv.LIFECYCLE_STATE] == "READY"
+        checks = otlp_http.spans_by_name(semconv.SPAN_STARTUP_CHECK)
+        assert [_attrs(c)[semconv.STARTUP_CHECK] for c in checks] == ["db", "cache"]
+        assert "Finished server process" in server.output()
+
+
+class TestWorker:
+    def test_sigterm_stops_a_worker_and_exits_zero(self, otlp_http: Any) -> None:
+        """Under managed_lifecycle a worker stops on SIGTERM, runs hooks and exits 0."""
+        with spawn(["-m", "tests.lifecycle.apps.worker"],
+                   OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint) as worker:  # fmt: skip
+            worker.wait_for_line(r"^READY READY$")
+            worker.proc.send_signal(signal.SIGTERM)
+            assert worker.wait_exit() == 0, worker.output()
+        assert "STOPPING DRAINING" in worker.lines
+        assert worker.lines.index("STOPPING DRAINING") < worker.lines.index("HOOK close_queue")
+        shutdown = otlp_http.wait_for_span(semconv.SPAN_SHUTDOWN)
+        assert _attrs(shutdown)[semconv.SHUTDOWN_REASON] == "SIGTERM"
+
+    def test_critical_failure_exits_non_zero_and_exports_the_trace(self, otlp_http: Any) -> None:
+        """A failed critical check: non-zero exit naming the check; hooks ran; trace exported."""
+        with spawn(["-m", "tests.lifecycle.apps.worker"], FAIL_DB="1",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint) as worker:  # fmt: skip
+            code = worker.wait_exit()
+        assert code == 1, worker.output()
+        assert "StartupError: critical startup checks did not succeed: db" in worker.output()
+        assert "HOOK close_queue" in worker.lines
+        startup = otlp_http.wait_for_span(semconv.SPAN_STARTUP)
+        assert _attrs(startup)[semconv.LIFECYCLE_STATE] == "FAILED"
+        (check,) = otlp_http.spans_by_name(semconv.SPAN_STARTUP_CHECK)
+        assert _attrs(check)[semconv.STARTUP_OUTCOME] == "failed"
+
+    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+    def test_second_signal_shortens_a_long_drain(self, sig: signal.Signals, otlp_http: Any) -> None:
+        """With drain_s=30, a second signal ends the drain; the worker exits 0 at once."""
+        with spawn(["-m", "tests.lifecycle.apps.worker"], FLOWTEL_TEST_DRAIN_S="30",
+                   OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint) as worker:  # fmt: skip
+            worker.wait_for_line(r"^READY READY$")
+            worker.proc.send_signal(sig)
+            wait_until(lambda: any("draining for 30.0s" in x for x in worker.lines)
+                       or worker.proc.poll() is not None, what="drain to start")  # fmt: skip
+            assert worker.proc.poll() is None
+            worker.proc.send_signal(sig)
+            assert worker.wait_exit(timeout_s=10) == 0, worker.output()
+        assert "STOPPING DRAINING" in worker.lines
