@@ -69,7 +69,9 @@ def spawn(args: list[str], **env: str) -> Iterator[Process]:
     finally:
         if process.proc.poll() is None:
             process.proc.kill()
-            process.proc.wait(timeout=10)
+        process.wait_exit(timeout_s=10)
+        if process.proc.stdout is not None:
+            process.proc.stdout.close()
 
 
 def _attrs(span: Any) -> dict[str, Any]:
