@@ -86,8 +86,12 @@ class TestUvicornSigterm:
         the in-flight request completes; hooks run; exit 0; shutdown spans reach OTLP."""
         app = "tests.lifecycle.apps.signal_app:app"
         args = ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", "0"]
-        with spawn(args, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint,
-                   FLOWTEL_TEST_GATE_DIR=str(tmp_path), FLOWTEL_TEST_DRAIN_S="30") as server:  # fmt: skip
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_http.endpoint,
+            "FLOWTEL_TEST_GATE_DIR": str(tmp_path),
+            "FLOWTEL_TEST_DRAIN_S": "30",
+        }
+        with spawn(args, **env) as server:
             port = int(server.wait_for_line(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")[1])
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base, timeout=10) as client:
@@ -135,7 +139,10 @@ class TestUvicornSigterm:
                        if n == semconv.EVENT_LIFECYCLE_TRANSITION]  # fmt: skip
         assert transitions == ["DRAINING", "STOPPED"]
         (hook,) = otlp_http.spans_by_name(semconv.SPAN_SHUTDOWN_HOOK)
-        assert _attrs(hook) == {semconv.SHUTDOWN_HOOK: "close_db", semconv.SHUTDOWN_OUTCOME: "success"}
+        assert _attrs(hook) == {
+            semconv.SHUTDOWN_HOOK: "close_db",
+            semconv.SHUTDOWN_OUTCOME: "success",
+        }
         startup = otlp_http.span_by_name(semconv.SPAN_STARTUP)
         assert _attrs(startup)[semconv.LIFECYCLE_STATE] == "READY"
         checks = otlp_http.spans_by_name(semconv.SPAN_STARTUP_CHECK)
