@@ -8,7 +8,6 @@ what the application thread pays.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import statistics
 import sys
