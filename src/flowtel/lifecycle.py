@@ -106,8 +106,8 @@ class Lifecycle:
         flush_timeout_s: bound on the final telemetry flush.
         tracer_provider: where spans go; the global provider when ``None``.
         meter_provider: where metrics go; the global provider when ``None``.
-        flush: called with a timeout in seconds at the end of shutdown; defaults to
-            ``force_flush`` on the global tracer, meter and logger providers.
+        flush: called with a timeout in seconds at the end of shutdown; defaults to the
+            configured ``Telemetry.force_flush`` (or the global OTel providers' ``force_flush``).
         clock: monotonic seconds, injectable for tests.
     """
 
@@ -127,7 +127,7 @@ class Lifecycle:
         self.flush_timeout_s = flush_timeout_s
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
-        self._flush = flush or _flush_global_providers
+        self._flush = flush or _flush_telemetry
         self._clock = clock
         self._state = LifecycleState.STARTING
         self._hooks: dict[str, ShutdownHook] = {}
@@ -473,8 +473,13 @@ def _uvicorn_server(handler: object) -> Any:
     return owner
 
 
-def _flush_global_providers(timeout_s: float) -> bool:
-    """Flush the global tracer, meter and logger providers (the SDK ones have ``force_flush``)."""
+def _flush_telemetry(timeout_s: float) -> bool:
+    """Flush flowtel's pipelines if configured, else the global OTel providers (bounded)."""
+    from flowtel import _telemetry
+
+    current = _telemetry.current()
+    if current is not None:
+        return current.force_flush(timeout_s)
     ok = True
     deadline = time.monotonic() + timeout_s
     for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(),
