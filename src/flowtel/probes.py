@@ -22,7 +22,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import suppress
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
@@ -156,6 +156,8 @@ def add_k8s_probes(
     handle_signals: bool = True,
     alive_max_lag_s: float = 10.0,
     heartbeat_interval_s: float = 1.0,
+    error_window_minutes: float = 5.0,
+    error_rate_warn: float = 0.05,
     meter_provider: metrics.MeterProvider | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Any:
@@ -175,6 +177,9 @@ def add_k8s_probes(
         handle_signals: take over SIGTERM/SIGINT for the readiness drain.
         alive_max_lag_s: ``/alive`` fails when the event loop has not turned for this long.
         heartbeat_interval_s: how often the event-loop heartbeat runs.
+        error_window_minutes: window of the error rate ``/health`` reports.
+        error_rate_warn: ``/health`` says ``warn`` (still 200) above this error rate; the
+            error rate never fails a probe, so one bad dependency cannot empty the endpoints.
         meter_provider: where probe metrics go; the global provider when ``None``.
         clock: monotonic seconds, injectable for tests.
     """
@@ -189,6 +194,8 @@ def add_k8s_probes(
         expose_details=expose_details,
         handle_signals=handle_signals,
         meter_provider=meter_provider,
+        error_window_minutes=error_window_minutes,
+        error_rate_warn=error_rate_warn,
     )
     target = app
     if hasattr(app, "add_middleware") and hasattr(app, "user_middleware"):
@@ -237,6 +244,8 @@ class _ProbeRuntime:
         expose_details: bool,
         handle_signals: bool,
         meter_provider: metrics.MeterProvider | None,
+        error_window_minutes: float = 5.0,
+        error_rate_warn: float = 0.05,
     ) -> None:
         self.lifecycle = lifecycle
         self.readiness = readiness
@@ -245,6 +254,8 @@ class _ProbeRuntime:
         self.routes = {getattr(paths, p.value): p for p in Probe}
         self.expose_details = expose_details
         self.handle_signals = handle_signals
+        self.error_window_minutes = error_window_minutes
+        self.error_rate_warn = error_rate_warn
         meter = metrics.get_meter("flowtel.probes", meter_provider=meter_provider)
         self._probe_counter = meter.create_counter(
             semconv.METRIC_PROBE_CHECKS, unit="{check}", description="Probe requests answered."
@@ -346,7 +357,10 @@ class _ProbeRuntime:
             "lag_s": round(self.liveness.lag_s(), 6),
             "since_heartbeat_s": round(self.liveness.stale_s(), 6),
         }
-        body["errors"] = _error_stats()
+        errors = _error_stats(self.error_window_minutes, self.error_rate_warn)
+        body["errors"] = errors
+        if body["status"] == "pass" and errors is not None and errors["high"]:
+            body["status"] = "warn"
         return ready, body
 
     async def answer(self, probe: Probe, send: Send) -> None:
@@ -377,8 +391,12 @@ class _ProbeRuntime:
 _errors_module: Any = None
 
 
-def _error_stats() -> Any:
-    """``flowtel.errors.get_error_stats()`` as JSON-ready data, or ``None`` when unavailable."""
+def _error_stats(last_minutes: float, warn_rate: float) -> dict[str, Any] | None:
+    """The error rate from ``flowtel.errors.get_error_stats``, or ``None`` when unavailable.
+
+    ``flowtel.errors`` is imported on first use; if it is missing or fails, ``/health`` still
+    answers, without this section.
+    """
     global _errors_module
     if _errors_module is None:
         try:
@@ -389,11 +407,22 @@ def _error_stats() -> Any:
     if get is None:
         return None
     try:
-        stats = get()
-        if is_dataclass(stats) and not isinstance(stats, type):
-            return asdict(stats)
-        to_dict = getattr(stats, "to_dict", None)
-        return to_dict() if callable(to_dict) else stats
+        stats = get(last_minutes=last_minutes)
+        window = getattr(stats, "window", None)
+        return {
+            "window_s": window.total_seconds() if window is not None else last_minutes * 60,
+            "total": stats.total,
+            "errors": stats.errors,
+            "handled": stats.handled,
+            "error_rate": round(stats.error_rate, 6),
+            "high": bool(stats.exceeds(warn_rate)),
+            "by_type": dict(list(stats.by_type.items())[:5]),
+            "top_operations": [
+                {"component": key[0], "operation": key[1], "errors": op.errors,
+                 "total": op.total, "error_rate": round(op.error_rate, 6)}
+                for key, op in stats.top(5)
+            ],
+        }  # fmt: skip
     except Exception:
         _log.debug("get_error_stats failed", exc_info=True)
         return None
