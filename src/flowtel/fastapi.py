@@ -31,6 +31,7 @@ def instrument_fastapi(
     component: str = "http",
     exclude_probes: bool = True,
     excluded_paths: Iterable[str] = (),
+    trace_asgi_messages: bool = False,
     tracer_provider: trace.TracerProvider | None = None,
     meter_provider: metrics.MeterProvider | None = None,
 ) -> Any:
@@ -43,6 +44,9 @@ def instrument_fastapi(
         component: the ``flowtel.component`` set on server spans.
         exclude_probes: leave the probe paths untraced.
         excluded_paths: more exact paths (e.g. ``/metrics``) to leave untraced.
+        trace_asgi_messages: also emit the instrumentation's per-message ``http send`` /
+            ``http receive`` spans; off by default because they double span volume for
+            little insight.
         tracer_provider: where spans go; the global provider when ``None``.
         meter_provider: where HTTP metrics go; the global provider when ``None``.
 
@@ -69,6 +73,7 @@ def instrument_fastapi(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         excluded_urls=excluded or None,
+        exclude_spans=None if trace_asgi_messages else ["receive", "send"],
     )
     return app
 
