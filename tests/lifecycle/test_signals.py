@@ -189,3 +189,26 @@ class TestWorker:
             worker.proc.send_signal(sig)
             assert worker.wait_exit(timeout_s=10) == 0, worker.output()
         assert "STOPPING DRAINING" in worker.lines
+
+
+class TestAgentServiceExample:
+    def test_example_serves_answers_and_stops_cleanly(self) -> None:
+        """examples/agent_service.py under plain uvicorn: probes, /ask, SIGTERM -> exit 0."""
+        args = ["-m", "uvicorn", "examples.agent_service:app", "--host", "127.0.0.1",
+                "--port", "0"]  # fmt: skip
+        with spawn(args, FLOWTEL_EXPORTER="console", AGENT_DRAIN_S="0.2",
+                   AGENT_VECTOR_CONNECT_S="0") as server:  # fmt: skip
+            port = int(server.wait_for_line(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")[1])
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+                poll_status(client, "/ready", 200)
+                answer = client.post("/ask", params={"question": "what is flowtel"}).json()
+                assert answer["answer"] == "WHAT IS FLOWTEL"
+                health = client.get("/health").json()
+                assert health["startup"]["critical_path"][0] == "config"
+            server.proc.send_signal(signal.SIGTERM)
+            assert server.wait_exit() == 0, server.output()
+        output = server.output()
+        assert "flowtel.shutdown " in output and "POST /ask" in output
+        span_lines = [x for x in server.lines if re.match(r"^[0-9a-f]{8} ", x)]
+        assert any("POST /ask" in x for x in span_lines)
+        assert not any("GET /ready" in x for x in span_lines)  # probes are not traced
