@@ -16,16 +16,12 @@ re-raise it on the way out and the process exits 0. In a worker without a web se
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
-import signal
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
@@ -35,6 +31,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from flowtel import semconv
 from flowtel._graph import dependency_order
+from flowtel._signals import SignalBridge, SignalMode
 from flowtel._state import LifecycleState
 from flowtel.exceptions import ConfigurationError, StartupError
 from flowtel.startup import StartupOrchestrator, StartupReport, default_orchestrator
@@ -56,7 +53,6 @@ HookFunc = Callable[[], Any]
 
 H = TypeVar("H", bound=HookFunc)
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _ALLOWED: dict[LifecycleState, frozenset[LifecycleState]] = {
     LifecycleState.STARTING: frozenset(
         {
@@ -72,14 +68,6 @@ _ALLOWED: dict[LifecycleState, frozenset[LifecycleState]] = {
     LifecycleState.DRAINING: frozenset({LifecycleState.STOPPED}),
     LifecycleState.STOPPED: frozenset(),
 }
-
-
-class SignalMode(enum.StrEnum):
-    """How :meth:`Lifecycle.install_signal_handlers` took over SIGTERM/SIGINT."""
-
-    UVICORN = "uvicorn"  # wrapped uvicorn's Server.handle_exit
-    ASYNCIO = "asyncio"  # loop.add_signal_handler (a worker without a web server)
-    NONE = "none"  # not the main thread, or already installed
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +127,9 @@ class Lifecycle:
         self._requested = False
         self._drained = asyncio.Event()
         self._shutdown_task: asyncio.Task[None] | None = None
-        self._signal_mode = SignalMode.NONE
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._previous_handlers: dict[int, Any] = {}
-        self._uvicorn_server: Any = None
+        self._drain_callbacks: list[Callable[[], object]] = []
+        self._signals = SignalBridge(self)
 
     # ---------------------------------------------------------------- configuration
     @property
@@ -160,6 +147,11 @@ class Lifecycle:
     def state(self) -> LifecycleState:
         """The current lifecycle state."""
         return self._state
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """True once a signal or :meth:`request_shutdown` began the shutdown."""
+        return self._requested
 
     @property
     def should_stop(self) -> bool:
@@ -221,6 +213,8 @@ class Lifecycle:
                 interrupted by a shutdown request.
         """
         self._bind_loop()
+        if self._requested and self._startup_task is None:
+            raise StartupError("shutdown was requested before startup began")
         self.hook_order()
         self._ensure_gauge()
         if self._startup_task is None:
@@ -359,68 +353,29 @@ class Lifecycle:
             return
         self._drained.set()
         _log.info("drain finished")
-        server = self._uvicorn_server
-        if server is not None:
-            server.should_exit = True  # stop uvicorn without handing it the signal: exit 0
+        for callback in self._drain_callbacks:
+            try:
+                callback()
+            except Exception:
+                _log.exception("drain callback failed")
 
     # ---------------------------------------------------------------- signals
     def install_signal_handlers(self) -> SignalMode:
         """Take over SIGTERM/SIGINT for graceful shutdown; call on the loop, in the main thread.
 
-        Returns how the handlers were installed. Under uvicorn its own ``handle_exit`` is
-        wrapped; otherwise asyncio handlers are added. Off the main thread nothing happens.
+        Under uvicorn its own ``handle_exit`` is wrapped (see :mod:`flowtel._signals`);
+        otherwise asyncio handlers are added. Off the main thread nothing happens.
         """
-        loop = self._bind_loop()
-        if self._signal_mode is not SignalMode.NONE:
-            return SignalMode.NONE
-        if threading.current_thread() is not threading.main_thread():
-            _log.debug("not the main thread; signal handling left to the host")
-            return SignalMode.NONE
-        server = _uvicorn_server(signal.getsignal(signal.SIGTERM))
-        if server is not None:
-            self._uvicorn_server = server
-            for sig in _SIGNALS:
-                self._previous_handlers[sig] = signal.signal(sig, self._handle_signal)
-            self._signal_mode = SignalMode.UVICORN
-        else:
-            for sig in _SIGNALS:
-                loop.add_signal_handler(sig, self._on_signal, sig)
-            self._signal_mode = SignalMode.ASYNCIO
-        _log.debug("signal handlers installed (%s)", self._signal_mode.value)
-        return self._signal_mode
+        self._bind_loop()
+        return self._signals.install()
 
     def remove_signal_handlers(self) -> None:
         """Give SIGTERM/SIGINT back to whoever had them before."""
-        if self._signal_mode is SignalMode.UVICORN:
-            for sig, handler in self._previous_handlers.items():
-                if signal.getsignal(sig) == self._handle_signal:
-                    signal.signal(sig, handler)
-        elif self._signal_mode is SignalMode.ASYNCIO and self._loop is not None:
-            for sig in _SIGNALS:
-                with suppress(Exception):
-                    self._loop.remove_signal_handler(sig)
-        self._previous_handlers.clear()
-        self._signal_mode = SignalMode.NONE
+        self._signals.remove()
 
-    def _handle_signal(self, sig: int, frame: FrameType | None) -> None:
-        # Runs in the main thread between two bytecodes, maybe inside the loop: hand over.
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._on_signal, sig)
-
-    def _on_signal(self, sig: int) -> None:
-        name = signal.Signals(sig).name
-        if not self._requested:
-            self.request_shutdown(name)
-        elif not self._drained.is_set():
-            _log.info("second %s: ending the drain now", name)
-            self.end_drain()
-        elif sig == signal.SIGINT and self._signal_mode is SignalMode.UVICORN:
-            previous = self._previous_handlers.get(sig)
-            if callable(previous):  # uvicorn's handle_exit: force exit on a repeated Ctrl+C
-                previous(sig, None)
-        else:
-            _log.info("%s ignored: shutdown already in progress", name)
+    def add_drain_callback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` on the loop when the drain ends (e.g. to stop the server)."""
+        self._drain_callbacks.append(callback)
 
     # ---------------------------------------------------------------- internals
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
@@ -461,16 +416,6 @@ class Lifecycle:
             Observation(1 if state is current else 0, {semconv.LIFECYCLE_STATE: state.value})
             for state in LifecycleState
         ]
-
-
-def _uvicorn_server(handler: object) -> Any:
-    """The uvicorn ``Server`` whose ``handle_exit`` is ``handler``, else ``None``."""
-    owner = getattr(handler, "__self__", None)
-    if owner is None or getattr(handler, "__name__", "") != "handle_exit":
-        return None
-    if not type(owner).__module__.startswith("uvicorn") or not hasattr(owner, "should_exit"):
-        return None
-    return owner
 
 
 def _flush_telemetry(timeout_s: float) -> bool:
@@ -522,11 +467,16 @@ def register_shutdown_hook(
 
 @asynccontextmanager
 async def managed_lifecycle(
-    lifecycle: Lifecycle | None = None,
+    target: Lifecycle | StartupOrchestrator | None = None,
     *,
+    drain_s: float | None = None,
     handle_signals: bool = True,
 ) -> AsyncIterator[Lifecycle]:
     """Run startup, yield the lifecycle, then shut down gracefully.
+
+    ``target`` is the lifecycle to drive, or an explicit :class:`StartupOrchestrator` (a new
+    :class:`Lifecycle` is made around it), or ``None`` for the process-wide lifecycle.
+    ``drain_s`` overrides the lifecycle's drain delay.
 
     For a worker without a web server::
 
@@ -542,7 +492,9 @@ async def managed_lifecycle(
             so the failed startup trace is exported), the graph is invalid, or a signal
             interrupted startup. Let it propagate: the process then exits non-zero.
     """
-    lc = lifecycle or _default
+    lc = Lifecycle(target) if isinstance(target, StartupOrchestrator) else (target or _default)
+    if drain_s is not None:
+        lc.drain_s = drain_s
     installed = lc.install_signal_handlers() if handle_signals else SignalMode.NONE
     try:
         report = await lc.start()

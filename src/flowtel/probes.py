@@ -32,6 +32,7 @@ from flowtel._state import LifecycleState
 from flowtel.exceptions import ConfigurationError, StartupError
 from flowtel.lifecycle import Lifecycle, default_lifecycle
 from flowtel.readiness import ReadinessMonitor, default_readiness
+from flowtel.startup import StartupOrchestrator
 
 __all__ = ["LivenessMonitor", "Probe", "ProbePaths", "add_k8s_probes", "probe_paths"]
 
@@ -150,6 +151,7 @@ def add_k8s_probes(
     *,
     paths: ProbePaths | None = None,
     lifecycle: Lifecycle | None = None,
+    orchestrator: StartupOrchestrator | None = None,
     readiness: ReadinessMonitor | None = None,
     expose_details: bool = True,
     drain_s: float | None = None,
@@ -171,6 +173,8 @@ def add_k8s_probes(
         app: the ASGI application.
         paths: probe URL paths.
         lifecycle: state machine, checks and hooks; the process-wide one when ``None``.
+        orchestrator: explicit startup checks, for apps that avoid the module-level registry;
+            a new lifecycle is made around it (give ``lifecycle`` or this, not both).
         readiness: background readiness checks; the process-wide monitor when ``None``.
         expose_details: ``False`` reduces ``/health`` to its overall status, for public ports.
         drain_s: overrides the lifecycle's drain delay after SIGTERM.
@@ -183,7 +187,9 @@ def add_k8s_probes(
         meter_provider: where probe metrics go; the global provider when ``None``.
         clock: monotonic seconds, injectable for tests.
     """
-    lc = lifecycle or default_lifecycle()
+    if lifecycle is not None and orchestrator is not None:
+        raise ConfigurationError("orchestrator", orchestrator, "None when lifecycle is given")
+    lc = lifecycle or (Lifecycle(orchestrator) if orchestrator is not None else default_lifecycle())
     if drain_s is not None:
         lc.drain_s = drain_s
     runtime = _ProbeRuntime(

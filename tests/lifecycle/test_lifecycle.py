@@ -208,3 +208,32 @@ class TestManagedLifecycle:
         assert lc.state is LifecycleState.STOPPED
         (root,) = telemetry.spans(semconv.SPAN_SHUTDOWN)
         assert root.attributes[semconv.SHUTDOWN_REASON] == "exit"
+
+    def test_an_explicit_orchestrator_gets_its_own_lifecycle(self, telemetry: Telemetry) -> None:
+        """managed_lifecycle(orchestrator) runs that orchestrator, not the process-wide one."""
+        orch = StartupOrchestrator(tracer_provider=telemetry.tracer_provider)
+        orch.add(lambda: {"ok": True}, name="only")
+
+        async def main() -> Lifecycle:
+            async with managed_lifecycle(orch, drain_s=0, handle_signals=False) as running:
+                assert running.orchestrator is orch
+                assert running.report is not None
+                assert running.report.check("only").details == {"ok": True}
+                return running
+
+        assert asyncio.run(main()).state is LifecycleState.STOPPED
+
+
+class TestUvicornContract:
+    def test_uvicorn_handle_exit_is_recognised(self) -> None:
+        """The bound Server.handle_exit uvicorn installs is found (canary for uvicorn upgrades)."""
+        import uvicorn
+
+        from flowtel._signals import uvicorn_server
+
+        server = uvicorn.Server(uvicorn.Config(app=lambda *a: None))
+        assert uvicorn_server(server.handle_exit) is server
+        assert server.should_exit is False
+        assert hasattr(server, "capture_signals")
+        assert uvicorn_server(lambda sig, frame: None) is None
+        assert uvicorn_server(print) is None

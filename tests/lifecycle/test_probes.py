@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from flowtel import semconv
+from flowtel.exceptions import ConfigurationError
 from flowtel.lifecycle import Lifecycle
 from flowtel.probes import ProbePaths, add_k8s_probes, probe_paths
 from flowtel.readiness import ReadinessMonitor
@@ -199,6 +200,12 @@ class TestConfiguration:
             assert client.get("/readyz").json() == {"status": "pass"}
             assert client.get("/alive").status_code == 404
         assert probe_paths(app) == ("/livez", "/readyz", "/startupz", "/healthz")
+
+    def test_lifecycle_and_orchestrator_are_exclusive(self) -> None:
+        """Giving both a lifecycle and an orchestrator is a configuration error."""
+        orch = StartupOrchestrator()
+        with pytest.raises(ConfigurationError, match="orchestrator"):
+            add_k8s_probes(FastAPI(), lifecycle=Lifecycle(orch), orchestrator=orch)
 
     def test_plain_asgi_app_without_lifespan_is_wrapped(self, telemetry: Telemetry) -> None:
         """A bare ASGI app (no lifespan support) gets probes; its routes still answer."""
