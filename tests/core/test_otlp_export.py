@@ -53,9 +53,8 @@ class TestTraces:
         def child() -> None:
             raise ValueError("declined")
 
-        with flowtel.span("parent", order_id="o-1"):
-            with pytest.raises(ValueError):
-                child()
+        with flowtel.span("parent", order_id="o-1"), pytest.raises(ValueError):
+            child()
         assert telemetry.force_flush(timeout_s=10)
         parent = receiver.wait_for_span("parent")
         got_child = receiver.wait_for_span("child")
@@ -84,8 +83,8 @@ class TestTraces:
 
     def test_sampling_exports_share_and_respects_remote_parent(self, receiver: Receiver) -> None:
         """sample_rate=0 exports nothing, except under a sampled W3C traceparent from upstream."""
-        from opentelemetry import propagate
         from opentelemetry import context as context_api
+        from opentelemetry import propagate
 
         telemetry = configure(receiver, sample_rate=0.0)
         for _ in range(20):
