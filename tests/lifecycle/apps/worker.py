@@ -11,7 +11,7 @@ import logging
 import os
 
 from flowtel.lifecycle import default_lifecycle, managed_lifecycle, register_shutdown_hook
-from flowtel.startup import register_startup_check
+from flowtel.startup import register_startup_check, startup_report
 
 from . import _otel
 
@@ -20,6 +20,16 @@ from . import _otel
 def db() -> None:
     if os.environ.get("FAIL_DB") == "1":
         raise ConnectionRefusedError("db refused")
+
+
+@register_startup_check
+async def queue() -> dict[str, int]:
+    return {"partitions": 3}
+
+
+@register_startup_check(name="consumer", depends_on=["db", "queue"])
+async def consumer() -> None:
+    return None
 
 
 def close_queue() -> None:
@@ -32,6 +42,9 @@ register_shutdown_hook("close_queue", close_queue)
 async def main() -> None:
     default_lifecycle().drain_s = float(os.environ.get("FLOWTEL_TEST_DRAIN_S", "0"))
     async with managed_lifecycle() as lifecycle:
+        report = startup_report()
+        assert report is not None
+        print("PATH", " -> ".join(report.critical_path), flush=True)
         print("READY", lifecycle.state.value, flush=True)
         await lifecycle.wait_for_stop()
         print("STOPPING", lifecycle.state.value, flush=True)
