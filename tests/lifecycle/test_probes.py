@@ -173,6 +173,32 @@ class TestReadinessChecks:
         assert gauge == {"cache": 1, "search": 1}
 
 
+    def test_a_hung_sync_check_is_not_started_again(self) -> None:
+        """A sync check still hung in its thread fails its next turn without a second thread."""
+        gate = threading.Event()
+        started = 0
+
+        def db() -> bool:
+            nonlocal started
+            started += 1
+            return gate.wait(10)
+
+        async def main() -> list[str | None]:
+            monitor = ReadinessMonitor()
+            monitor.add(db, name="db", interval_s=60, timeout_s=0.05)
+            errors = [(await monitor.run_once("db")).last_error]
+            errors.append((await monitor.run_once("db")).last_error)
+            gate.set()
+            deadline = time.monotonic() + 5
+            while not (await monitor.run_once("db")).ok:
+                assert time.monotonic() < deadline, "the check never recovered"
+                await asyncio.sleep(0.01)
+            return errors
+
+        assert asyncio.run(main()) == ["timed out after 0.05s", "previous run still hung"]
+        assert started == 2  # the hung run and the recovered one; none while hung
+
+
 class TestLiveness:
     def test_alive_fails_when_the_event_loop_stops_turning(self, telemetry: Telemetry) -> None:
         """With an injected clock, a heartbeat older than alive_max_lag_s answers 503."""

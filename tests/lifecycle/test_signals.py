@@ -180,7 +180,7 @@ class TestWorker:
         }
         assert outcomes == {"db": "failed", "queue": "success", "consumer": "skipped"}
 
-    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
     def test_second_signal_shortens_a_long_drain(self, sig: signal.Signals, otlp_http: Any) -> None:
         """With drain_s=30, a second signal ends the drain; the worker exits 0 at once."""
         with spawn(["-m", "tests.lifecycle.apps.worker"], FLOWTEL_TEST_DRAIN_S="30",
