@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,7 @@ from typing import Any
 from opentelemetry import metrics
 
 from flowtel import semconv
+from flowtel._asgi import ASGIApp, InnerLifespan, Receive, Scope, Send
 from flowtel._state import LifecycleState
 from flowtel.exceptions import ConfigurationError, StartupError
 from flowtel.lifecycle import Lifecycle, default_lifecycle
@@ -37,12 +38,6 @@ from flowtel.startup import StartupOrchestrator
 __all__ = ["LivenessMonitor", "Probe", "ProbePaths", "add_k8s_probes", "probe_paths"]
 
 _log = logging.getLogger("flowtel.probes")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Probe(enum.StrEnum):
@@ -271,7 +266,7 @@ class _ProbeRuntime:
 
     # ------------------------------------------------------------------ lifespan
     async def lifespan(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        inner = _InnerLifespan(app, scope)
+        inner = InnerLifespan(app, scope)
         await receive()  # lifespan.startup
         error = await inner.exchange("lifespan.startup")
         if error is None:
@@ -431,37 +426,4 @@ def _error_stats(last_minutes: float, warn_rate: float) -> dict[str, Any] | None
         }  # fmt: skip
     except Exception:
         _log.debug("get_error_stats failed", exc_info=True)
-        return None
-
-
-class _InnerLifespan:
-    """Speaks the ASGI lifespan protocol to the wrapped app, which may not support it."""
-
-    def __init__(self, app: ASGIApp, scope: Scope) -> None:
-        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
-        self._from_app: asyncio.Queue[Message | None] = asyncio.Queue()
-        self._finished = False
-        self._task = asyncio.ensure_future(self._run(app, scope))
-
-    async def _run(self, app: ASGIApp, scope: Scope) -> None:
-        try:
-            await app(scope, self._to_app.get, self._from_app.put)
-        except BaseException as exc:  # an app without lifespan support raises here
-            _log.debug("app lifespan ended with %r", exc)
-        finally:
-            self._from_app.put_nowait(None)
-
-    async def exchange(self, message_type: str) -> str | None:
-        """Send ``message_type``; return the app's failure message, or None on success."""
-        if self._finished:
-            return None
-        await self._to_app.put({"type": message_type})
-        reply = await self._from_app.get()
-        if reply is None:  # the app returned without answering: no lifespan support
-            self._finished = True
-            return None
-        if str(reply.get("type", "")).endswith(".failed"):
-            return str(reply.get("message", "")) or f"{message_type} failed"
-        if message_type == "lifespan.shutdown":
-            await asyncio.gather(self._task, return_exceptions=True)
         return None
