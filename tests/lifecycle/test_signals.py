@@ -150,6 +150,40 @@ class TestUvicornSigterm:
         assert "Finished server process" in server.output()
 
 
+class TestUvicornWorkers:
+    def test_sigterm_to_the_parent_drains_every_worker(self) -> None:
+        """With --workers 2 the parent forwards SIGTERM; workers drain, then all exit 0."""
+        args = ["-m", "uvicorn", "examples.agent_service:app", "--host", "127.0.0.1",
+                "--port", str(_free_port()), "--workers", "2"]  # fmt: skip
+        port = int(args[6])
+        with spawn(args, FLOWTEL_EXPORTER="none", AGENT_DRAIN_S="1.5",
+                   AGENT_VECTOR_CONNECT_S="0") as server:  # fmt: skip
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+                wait_until(lambda: _status(client, "/ready") == 200, what="workers ready")
+                wait_until(lambda: len(re.findall("Application startup complete",
+                                                  server.output())) == 2, what="2 workers")  # fmt: skip
+                server.proc.send_signal(signal.SIGTERM)
+                wait_until(lambda: _status(client, "/ready") == 503, what="/ready 503")
+                assert _status(client, "/alive") == 200
+            assert server.wait_exit() == 0, server.output()
+        assert server.output().count("Finished server process") == 2
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _status(client: httpx.Client, path: str) -> int:
+    try:
+        return client.get(path).status_code
+    except httpx.TransportError:
+        return 0
+
+
 class TestWorker:
     def test_sigterm_stops_a_worker_and_exits_zero(self, otlp_http: Any) -> None:
         """Under managed_lifecycle a worker stops on SIGTERM, runs hooks and exits 0."""
