@@ -42,6 +42,7 @@ __all__ = [
     "ShutdownHook",
     "SignalMode",
     "default_lifecycle",
+    "install",
     "managed_lifecycle",
     "register_shutdown_hook",
 ]
@@ -447,6 +448,22 @@ _default = Lifecycle()
 def default_lifecycle() -> Lifecycle:
     """The process-wide lifecycle used by ``add_k8s_probes`` and :func:`managed_lifecycle`."""
     return _default
+
+
+def install(telemetry: Any) -> None:
+    """Apply ``configure_telemetry()`` settings to the process-wide lifecycle.
+
+    Called by the core when telemetry is configured: ``settings.drain_s`` (when the core
+    defines it) becomes the drain delay, and ``settings.shutdown_timeout_s`` bounds the final
+    telemetry flush.
+    """
+    settings = telemetry.settings
+    drain_s = getattr(settings, "drain_s", None)
+    if drain_s is not None:
+        _default.drain_s = drain_s
+    flush_timeout_s = getattr(settings, "shutdown_timeout_s", None)
+    if flush_timeout_s is not None:
+        _default.flush_timeout_s = float(flush_timeout_s)
 
 
 def register_shutdown_hook(

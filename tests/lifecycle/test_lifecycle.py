@@ -237,3 +237,21 @@ class TestUvicornContract:
         assert hasattr(server, "capture_signals")
         assert uvicorn_server(lambda sig, frame: None) is None
         assert uvicorn_server(print) is None
+
+
+class TestConfigureTelemetryWiring:
+    def test_install_applies_settings_to_the_process_wide_lifecycle(self) -> None:
+        """install(telemetry) sets drain_s and the flush bound from the core's settings."""
+        from flowtel import configure_telemetry
+        from flowtel.lifecycle import default_lifecycle, install
+
+        telemetry = configure_telemetry(exporter="none", shutdown_timeout_s=3.0, force=True)
+        lc = default_lifecycle()
+        before = (lc.drain_s, lc.flush_timeout_s)
+        try:
+            install(telemetry)
+            assert lc.flush_timeout_s == 3.0
+            assert lc.drain_s == getattr(telemetry.settings, "drain_s", before[0])
+        finally:
+            lc.drain_s, lc.flush_timeout_s = before
+            telemetry.shutdown()
