@@ -238,7 +238,7 @@ class Lifecycle:
         only applies when the service was serving (READY or DEGRADED): a service that never
         became ready was never in the endpoints, so there is nothing to drain.
         """
-        self._bind_loop()
+        loop = self._bind_loop()
         if self._requested:
             return
         self._requested = True
@@ -256,10 +256,8 @@ class Lifecycle:
         if self._state is not LifecycleState.DRAINING:
             self._transition(LifecycleState.DRAINING)
         drain = self._drain_s if was_serving else 0.0
-        self._shutdown_span.set_attribute(semconv.SHUTDOWN_DRAIN, drain)
         _log.info("shutdown requested (%s); draining for %.1fs", reason, drain)
-        assert self._loop is not None
-        self._drain_handle = self._loop.call_later(drain, self._end_drain)
+        self._drain_handle = loop.call_later(drain, self._end_drain)
 
     def end_drain(self) -> None:
         """End the drain now (a second signal does this)."""
@@ -285,9 +283,8 @@ class Lifecycle:
         if not self._requested:
             self.request_shutdown("exit")
             self.end_drain()  # nothing asked to drain: the server or worker already stopped
-        assert self._shutdown_span is not None
         await self._drained.wait()
-        span = self._shutdown_span
+        span = self._shutdown_span or trace.INVALID_SPAN
         outcome = "success"
         try:
             order = self.hook_order()
@@ -353,7 +350,10 @@ class Lifecycle:
         if not self._requested or self._drained.is_set():
             return
         self._drained.set()
-        _log.info("drain finished")
+        drained_s = self._clock() - self._shutdown_t0
+        if self._shutdown_span is not None:  # the drain actually served, after any shortening
+            self._shutdown_span.set_attribute(semconv.SHUTDOWN_DRAIN, drained_s)
+        _log.info("drain finished after %.1fs", drained_s)
         for callback in self._drain_callbacks:
             try:
                 callback()

@@ -168,7 +168,7 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(SHUTDOWN_HOOK, "string", "Name of a shutdown hook."),
     AttributeDef(SHUTDOWN_OUTCOME, "string", "success, failed, timeout."),
     AttributeDef(SHUTDOWN_REASON, "string", "What began shutdown: SIGTERM, SIGINT, exit."),
-    AttributeDef(SHUTDOWN_DRAIN, "double", "Drain delay before the server stopped, seconds."),
+    AttributeDef(SHUTDOWN_DRAIN, "double", "Seconds drained before the server stopped."),
     AttributeDef(PROBE, "string", "alive, ready, startup, health."),
     AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
     AttributeDef(READINESS_CHECK, "string", "Name of a background readiness check."),

@@ -125,7 +125,8 @@ class TestDrain:
         self, telemetry: Telemetry
     ) -> None:
         """DRAINING at once; should_stop only after the drain, which end_drain shortens."""
-        lc = make(telemetry, drain_s=60)
+        now = [100.0]
+        lc = make(telemetry, drain_s=60, clock=lambda: now[0])
 
         async def main() -> None:
             await lc.start()
@@ -133,6 +134,7 @@ class TestDrain:
             lc.request_shutdown("SIGTERM")
             assert lc.state is LifecycleState.DRAINING
             assert not lc.should_stop
+            now[0] += 7.5
             lc.end_drain()
             await asyncio.wait_for(lc.wait_for_stop(), 5)
             await lc.shutdown()
@@ -140,11 +142,11 @@ class TestDrain:
         asyncio.run(main())
         (root,) = telemetry.spans(semconv.SPAN_SHUTDOWN)
         assert root.attributes[semconv.SHUTDOWN_REASON] == "SIGTERM"
-        assert root.attributes[semconv.SHUTDOWN_DRAIN] == 60.0
+        assert root.attributes[semconv.SHUTDOWN_DRAIN] == 7.5  # shortened from 60 s
 
     def test_no_drain_when_never_ready(self, telemetry: Telemetry) -> None:
         """A service that never became ready (FAILED) is not drained: it was never an endpoint."""
-        lc = make(telemetry, drain_s=60)
+        lc = make(telemetry, drain_s=60, clock=lambda: 5.0)
 
         def db() -> None:
             raise ConnectionError("down")

@@ -133,7 +133,7 @@ class TestUvicornSigterm:
         assert (tmp_path / "hook_ran").read_text() == "close_db"
         shutdown = otlp_http.wait_for_span(semconv.SPAN_SHUTDOWN)
         assert _attrs(shutdown)[semconv.SHUTDOWN_REASON] == "SIGTERM"
-        assert _attrs(shutdown)[semconv.SHUTDOWN_DRAIN] == 30.0
+        assert 0 < _attrs(shutdown)[semconv.SHUTDOWN_DRAIN] < 30.0  # the 2nd SIGTERM cut it short
         assert _attrs(shutdown)[semconv.SHUTDOWN_OUTCOME] == "success"
         transitions = [a[semconv.LIFECYCLE_TO] for n, a in shutdown.events
                        if n == semconv.EVENT_LIFECYCLE_TRANSITION]  # fmt: skip
