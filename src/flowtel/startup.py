@@ -30,7 +30,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from flowtel import semconv
 from flowtel._graph import dependency_order
-from flowtel._scrub import current_scrubber
+from flowtel._scrub import REDACTED, current_scrubber
 from flowtel._state import LifecycleState
 from flowtel.exceptions import ConfigurationError, StartupError
 
@@ -412,7 +412,7 @@ class StartupOrchestrator:
                 return CheckOutcome.FAILED, {}, message, _qualname(exc)
             span.set_attribute(semconv.STARTUP_OUTCOME, CheckOutcome.SUCCESS.value)
             span.set_status(Status(StatusCode.OK))
-            details = dict(value) if isinstance(value, Mapping) else {}
+            details = _scrub_details(value) if isinstance(value, Mapping) else {}
             return CheckOutcome.SUCCESS, details, None, ""
 
     def _backoff(self, check: StartupCheck, attempt: int) -> float:
@@ -464,6 +464,24 @@ def _critical_path(results: Mapping[str, CheckResult]) -> tuple[str, ...]:
         deps = [results[d] for d in node.depends_on if d in results]
         node = max(deps, key=lambda r: r.end_s) if deps else None
     return tuple(reversed(path))
+
+
+_MAX_DETAILS = 32
+
+
+def _scrub_details(details: Mapping[Any, Any]) -> dict[str, Any]:
+    """A bounded, JSON-ready, secret-free copy of what a check returned (it reaches /health)."""
+    scrubber = current_scrubber()
+    out: dict[str, Any] = {}
+    for key, value in list(details.items())[:_MAX_DETAILS]:
+        name = str(key)
+        if scrubber.key_is_secret(name):
+            out[name] = REDACTED
+        elif value is None or isinstance(value, bool | int | float):
+            out[name] = value
+        else:
+            out[name] = scrubber.scrub_text(str(value))
+    return out
 
 
 def _check_attributes(check: StartupCheck, attempt: int) -> dict[str, Any]:

@@ -288,6 +288,20 @@ class TestOutcomes:
         (exc_event,) = [e for e in db_span.events if e.name == semconv.EVENT_EXCEPTION]
         assert "hunter2" not in str(exc_event.attributes)
 
+    def test_details_are_scrubbed_and_bounded(self, telemetry: Telemetry) -> None:
+        """Details reach /health, so secrets are redacted by key and by shape."""
+        orch = make(telemetry)
+        orch.add(
+            lambda: {"password": "s3cret", "dsn": "postgres://app:hunter2@db:5432/x", "pool": 4,
+                     "tags": ["a"], **{f"k{i}": i for i in range(50)}},
+            name="db",
+        )  # fmt: skip
+        details = asyncio.run(orch.run()).check("db").details
+        assert details["password"] == "[REDACTED]"
+        assert "hunter2" not in details["dsn"] and details["dsn"].startswith("postgres://app:")
+        assert details["pool"] == 4 and details["tags"] == "['a']"
+        assert len(details) == 32
+
     def test_non_critical_failure_degrades(self, telemetry: Telemetry) -> None:
         """A failed non-critical check leaves the service DEGRADED with a transition event."""
 
