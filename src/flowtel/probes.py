@@ -184,6 +184,14 @@ def add_k8s_probes(
     """
     if lifecycle is not None and orchestrator is not None:
         raise ConfigurationError("orchestrator", orchestrator, "None when lifecycle is given")
+    paths = paths or ProbePaths()
+    all_paths = paths.as_tuple()
+    if len(set(all_paths)) != 4 or not all(p.startswith("/") for p in all_paths):
+        raise ConfigurationError("paths", paths, "four distinct paths starting with '/'")
+    if not 0.0 <= error_rate_warn <= 1.0:
+        raise ConfigurationError("error_rate_warn", error_rate_warn, "a ratio between 0 and 1")
+    if error_window_minutes <= 0:
+        raise ConfigurationError("error_window_minutes", error_window_minutes, "minutes > 0")
     lc = lifecycle or (Lifecycle(orchestrator) if orchestrator is not None else default_lifecycle())
     if drain_s is not None:
         lc.drain_s = drain_s
@@ -191,7 +199,7 @@ def add_k8s_probes(
         lc,
         readiness or default_readiness(),
         LivenessMonitor(interval_s=heartbeat_interval_s, max_lag_s=alive_max_lag_s, clock=clock),
-        paths or ProbePaths(),
+        paths,
         expose_details=expose_details,
         handle_signals=handle_signals,
         meter_provider=meter_provider,

@@ -227,6 +227,17 @@ class TestConfiguration:
             assert client.get("/alive").status_code == 404
         assert probe_paths(app) == ("/livez", "/readyz", "/startupz", "/healthz")
 
+    def test_bad_options_fail_fast(self) -> None:
+        """Clashing or relative paths and out-of-range thresholds raise ConfigurationError."""
+        with pytest.raises(ConfigurationError, match="paths"):
+            add_k8s_probes(FastAPI(), paths=ProbePaths(ready="/alive"))
+        with pytest.raises(ConfigurationError, match="paths"):
+            add_k8s_probes(FastAPI(), paths=ProbePaths(health="health"))
+        with pytest.raises(ConfigurationError, match="error_rate_warn"):
+            add_k8s_probes(FastAPI(), error_rate_warn=5)
+        with pytest.raises(ConfigurationError, match="alive_max_lag_s"):
+            add_k8s_probes(FastAPI(), alive_max_lag_s=0.5, heartbeat_interval_s=1)
+
     def test_lifecycle_and_orchestrator_are_exclusive(self) -> None:
         """Giving both a lifecycle and an orchestrator is a configuration error."""
         orch = StartupOrchestrator()
