@@ -1,0 +1,206 @@
+"""Turning an OTel exception span event into a Sentry event payload (no sentry-sdk import).
+
+Kept apart from :mod:`flowtel.sentry` because it is pure data shaping: parse the
+``exception.stacktrace`` text OTel stores, pick the span attributes that may leave the process,
+and compute the key that recognises one exception occurrence seen by several nested spans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Final, NamedTuple
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.util.types import AttributeValue
+
+from flowtel import semconv
+from flowtel._scrub import Scrubber
+
+# Attribute key prefixes that carry request/response headers, bodies or user identity. They stay
+# out of Sentry unless the user opted in with ``sentry_send_default_pii=True``.
+PII_KEY_PREFIXES: Final[tuple[str, ...]] = (
+    "http.request.header.",
+    "http.response.header.",
+    "http.request.body",
+    "http.response.body",
+    "user.",
+    "enduser.",
+    "client.address",
+    "client.port",
+    "net.peer.ip",
+    "http.client_ip",
+    "session.",
+)
+
+_EXCEPTION_KEYS: Final = frozenset(
+    {
+        semconv.EXCEPTION_TYPE,
+        semconv.EXCEPTION_MESSAGE,
+        semconv.EXCEPTION_STACKTRACE,
+        semconv.EXCEPTION_ESCAPED,
+        semconv.ERROR_HANDLED,
+    }
+)
+
+_FRAME_RE: Final = re.compile(r'^  File "(?P<file>.+)", line (?P<line>\d+), in (?P<func>.+)$')
+_CHAIN_MARKERS: Final = (
+    "The above exception was the direct cause of the following exception:",
+    "During handling of the above exception, another exception occurred:",
+)
+
+
+class Occurrence(NamedTuple):
+    """What identifies one exception occurrence across the spans that recorded it."""
+
+    trace_id: int
+    exc_type: str
+    message: str
+    raise_site: tuple[str, int] | None
+
+
+def otel_type_name(exc: BaseException) -> str:
+    """The ``exception.type`` string the OTel SDK writes for ``exc``."""
+    cls = type(exc)
+    module = cls.__module__
+    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+
+def split_type(exc_type: str) -> tuple[str | None, str]:
+    """Split ``pkg.mod.Error`` into Sentry's ``module`` and ``type`` fields."""
+    module, dot, name = exc_type.rpartition(".")
+    return (module, name) if dot else (None, exc_type)
+
+
+def match_live(live: BaseException | None, exc_type: str, message: str) -> BaseException | None:
+    """Return the live exception (or one it chains to) that an exception event describes.
+
+    Why the check: ``sys.exc_info()`` in ``on_end`` may be an unrelated exception being handled
+    around a span that ended normally; only a type+message match proves it is this event's.
+    """
+    seen = 0
+    while live is not None and seen < 8:
+        if otel_type_name(live) == exc_type and str(live) == message:
+            return live
+        live = live.__context__
+        seen += 1
+    return None
+
+
+def live_raise_site(exc: BaseException) -> tuple[str, int] | None:
+    """The innermost frame (file, line) of ``exc``'s traceback: where it was raised."""
+    tb: TracebackType | None = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+
+
+def _last_block(stacktrace: str) -> str:
+    cut = max(stacktrace.rfind(marker) for marker in _CHAIN_MARKERS)
+    return stacktrace if cut < 0 else stacktrace[cut:]
+
+
+def _frames(block: str) -> Iterator[tuple[str, int, str, str | None]]:
+    lines = block.splitlines()
+    for i, line in enumerate(lines):
+        m = _FRAME_RE.match(line)
+        if m is None:
+            continue
+        code = None
+        if i + 1 < len(lines) and lines[i + 1].startswith("    ") and not _FRAME_RE.match(
+            lines[i + 1]
+        ):
+            code = lines[i + 1].strip()
+        yield m["file"], int(m["line"]), m["func"], code
+
+
+def parsed_raise_site(stacktrace: str) -> tuple[str, int] | None:
+    """The innermost frame (file, line) in an ``exception.stacktrace`` text."""
+    last = None
+    for file, line, _func, _code in _frames(_last_block(stacktrace)):
+        last = (file, line)
+    return last
+
+
+def parse_frames(stacktrace: str, scrubber: Scrubber) -> list[dict[str, Any]]:
+    """Sentry frames (oldest first) parsed from Python's formatted traceback text.
+
+    Only the final exception's block is used: it is the one the event describes. Source lines
+    are scrubbed because a line may hold a literal secret.
+    """
+    frames: list[dict[str, Any]] = []
+    for file, line, func, code in _frames(_last_block(stacktrace)):
+        frame: dict[str, Any] = {
+            "filename": file,
+            "abs_path": file,
+            "lineno": line,
+            "function": func,
+        }
+        if code:
+            frame["context_line"] = scrubber.scrub_text(code)
+        frames.append(frame)
+    return frames
+
+
+def exportable_attributes(
+    attributes: Mapping[str, AttributeValue] | None, scrubber: Scrubber, *, send_pii: bool
+) -> dict[str, AttributeValue]:
+    """Span attributes that may go to Sentry: scrubbed, without PII keys unless opted in."""
+    if not attributes:
+        return {}
+    out: dict[str, AttributeValue] = {}
+    for key, value in attributes.items():
+        if key in _EXCEPTION_KEYS:
+            continue
+        if not send_pii and key.startswith(PII_KEY_PREFIXES):
+            continue
+        out[key] = scrubber.scrub_value(key, value)
+    return out
+
+
+def is_handled(attributes: Mapping[str, AttributeValue] | None) -> bool:
+    """True when the exception event was recorded by ``record_error`` (handled, not escaping)."""
+    if not attributes:
+        return False
+    value = attributes.get(semconv.ERROR_HANDLED)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def span_component(span: ReadableSpan) -> str | None:
+    """The component tag: flowtel's attribute, else the instrumentation scope's name."""
+    attrs = span.attributes or {}
+    value = attrs.get(semconv.COMPONENT)
+    if isinstance(value, str):
+        return value
+    scope = span.instrumentation_scope
+    return scope.name if scope is not None and scope.name else None
+
+
+def span_operation(span: ReadableSpan) -> str:
+    """The operation tag: flowtel's attribute, else the span name."""
+    value = (span.attributes or {}).get(semconv.OPERATION)
+    return value if isinstance(value, str) else span.name
+
+
+def scrub_exception_values(values: list[dict[str, Any]], scrubber: Scrubber) -> None:
+    """Scrub messages and drop local variables of Sentry exception values, in place."""
+    for value in values:
+        if isinstance(value.get("value"), str):
+            value["value"] = scrubber.scrub_text(value["value"])
+        stacktrace = value.get("stacktrace")
+        frames = stacktrace.get("frames") if isinstance(stacktrace, dict) else None
+        for frame in frames or ():
+            if isinstance(frame, dict):
+                frame.pop("vars", None)
+                for key in ("context_line",):
+                    if isinstance(frame.get(key), str):
+                        frame[key] = scrubber.scrub_text(frame[key])
+                for key in ("pre_context", "post_context"):
+                    lines = frame.get(key)
+                    if isinstance(lines, list):
+                        frame[key] = [
+                            scrubber.scrub_text(x) if isinstance(x, str) else x for x in lines
+                        ]

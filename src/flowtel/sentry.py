@@ -1,0 +1,585 @@
+"""Sentry bridge: every exception recorded on a span becomes exactly one Sentry event.
+
+OpenTelemetry stays the source of truth; Sentry gets error events only (no Sentry performance
+tracing). :class:`SentryBridge` is a ``SpanProcessor``: in ``on_end`` it reads the span's
+``exception`` events and sends one Sentry event per exception *occurrence*, attributed to the
+innermost span that recorded it, carrying the OTel ``trace_id``/``span_id`` so a Sentry issue
+links to its trace in Tempo/Grafana.
+
+Why dedupe is needed: one raised exception is recorded by every span it escapes (nested
+``@traced`` functions, the FastAPI server span) and may also be logged with
+``logger.exception``. Occurrences are recognised by object identity when the live exception is
+at hand (``sys.exc_info()`` inside ``on_end``: flowtel ends spans inside the ``except`` block),
+else by (trace, type, message, raise site) *and* span ancestry, so sibling spans failing the
+same way still count separately.
+
+sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry`, never by
+``import flowtel``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+
+from flowtel import _sentry_event as ev
+from flowtel import semconv
+from flowtel._scrub import current_scrubber
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+__all__ = ["SentryBridge", "SentryDropReason", "SentryOutcome", "SentryTag", "install"]
+
+_log = logging.getLogger(__name__)
+
+_HINT_KEY: Final = "flowtel_span"  # marks events the bridge built itself
+_SENT_ATTR: Final = "__flowtel_sentry_sent__"  # set on exception objects already reported
+_MECHANISM: Final = "flowtel"
+
+
+class SentryOutcome(StrEnum):
+    """What happened to a Sentry event (``flowtel.sentry.outcome``)."""
+
+    SENT = "sent"  # handed to sentry-sdk's background transport queue
+    DROPPED = "dropped"
+
+
+class SentryDropReason(StrEnum):
+    """Why a Sentry event was not sent (``flowtel.sentry.reason``)."""
+
+    DUPLICATE = "duplicate"  # the same exception occurrence was already reported
+    SAMPLE = "sample"  # sentry_sample_rate
+    RATE_LIMITED = "rate_limited"  # Sentry answered 429 / rate-limit headers
+    QUEUE_FULL = "queue_full"  # the transport queue was full (Sentry slow or down)
+    NETWORK_ERROR = "network_error"
+    SEND_ERROR = "send_error"
+    BRIDGE_ERROR = "bridge_error"  # the bridge itself failed (logged once)
+    OTHER = "other"
+
+
+_SDK_REASONS: Final = {
+    "sample_rate": SentryDropReason.SAMPLE,
+    "ratelimit_backoff": SentryDropReason.RATE_LIMITED,
+    "queue_overflow": SentryDropReason.QUEUE_FULL,
+    "network_error": SentryDropReason.NETWORK_ERROR,
+    "send_error": SentryDropReason.SEND_ERROR,
+}
+
+
+class SentryTag(StrEnum):
+    """Tag keys the bridge sets on every Sentry event it builds."""
+
+    SERVICE = "service"
+    ENVIRONMENT = "environment"
+    COMPONENT = "component"
+    OPERATION = "operation"
+    TRACE_ID = "trace_id"  # the OTel trace id: paste into Tempo, or use a link template
+
+
+class SentryBridge(SpanProcessor):
+    """Sends one Sentry event per exception occurrence recorded on spans.
+
+    Threading contract: ``on_end`` may run on any thread, concurrently. It never blocks on
+    network I/O (sentry-sdk queues envelopes for its own worker thread) and never raises;
+    internal failures are logged once and counted as ``bridge_error``. Memory is bounded:
+    dedupe state keeps at most ``max_tracked`` entries, deferred log events ``max_pending``.
+
+    Args:
+        environment: the Sentry ``environment`` tag when a span's resource has none.
+        send_default_pii: also copy header/user/client-address attributes into events.
+        meter_provider: where ``flowtel.sentry.events`` is counted (global provider if None).
+        shutdown_timeout_s: how long :meth:`shutdown` waits for queued events to be sent.
+        max_tracked: bound of the dedupe and span-ancestry tables.
+        max_pending: bound of ``logger.exception`` events held until their span ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        environment: str | None = None,
+        send_default_pii: bool = False,
+        meter_provider: metrics.MeterProvider | None = None,
+        shutdown_timeout_s: float = 2.0,
+        max_tracked: int = 4096,
+        max_pending: int = 256,
+    ) -> None:
+        self._environment = environment
+        self._send_pii = send_default_pii
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._max_tracked = max_tracked
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        # occurrence -> span ids that reported it; span id -> parent span id (error traces only)
+        self._reported: OrderedDict[ev.Occurrence, list[int]] = OrderedDict()
+        self._parents: OrderedDict[int, int] = OrderedDict()
+        self._error_traces: OrderedDict[int, None] = OrderedDict()
+        # id(exc) -> (exc, span id, log message) for logger.exception inside a live span
+        self._pending: dict[int, tuple[BaseException, int, str | None]] = {}
+        self._warned: set[str] = set()
+        self._sdk: ModuleType | None = None
+        self._client: Any = None
+        meter = (meter_provider or metrics.get_meter_provider()).get_meter("flowtel.sentry")
+        self._events = meter.create_counter(
+            semconv.METRIC_SENTRY_EVENTS,
+            unit="{event}",
+            description="Sentry events handed to the transport or dropped.",
+        )
+
+    # -- sentry-sdk set-up ---------------------------------------------------------------------
+    def init_sentry(
+        self,
+        dsn: str,
+        *,
+        environment: str | None = None,
+        sample_rate: float = 1.0,
+        release: str | None = None,
+        send_default_pii: bool = False,
+        transport_queue_size: int = 100,
+    ) -> None:
+        """Initialise sentry-sdk for error events only, wired to this bridge.
+
+        No performance tracing, no sentry OTel integration, no auto-enabled framework
+        integrations (they would report the exceptions flowtel already reports). Kept: logging
+        (breadcrumbs; ERROR records become events, deduped against span exceptions),
+        excepthook and threading (crashes outside any span). Local variables are never captured.
+
+        Raises:
+            ImportError: sentry-sdk is not installed.
+        """
+        import sentry_sdk
+        from sentry_sdk.integrations.atexit import AtexitIntegration
+        from sentry_sdk.integrations.excepthook import ExcepthookIntegration
+        from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+        from sentry_sdk.integrations.threading import ThreadingIntegration
+
+        self._sdk = sentry_sdk
+        self._send_pii = send_default_pii
+        if environment is not None:
+            self._environment = environment
+        ignore_logger(__name__)
+        sentry_sdk.init(
+            dsn=dsn,
+            environment=self._environment,
+            release=release,
+            sample_rate=sample_rate,
+            send_default_pii=send_default_pii,
+            traces_sample_rate=None,
+            default_integrations=False,
+            auto_enabling_integrations=False,
+            integrations=[
+                LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
+                ExcepthookIntegration(),
+                ThreadingIntegration(),
+                AtexitIntegration(callback=lambda _pending, _timeout: None),
+            ],
+            include_local_variables=False,
+            max_request_body_size="medium" if send_default_pii else "never",
+            before_send=cast(Any, self.before_send),
+            transport=_counting_transport(sentry_sdk, self),
+            transport_queue_size=transport_queue_size,
+            shutdown_timeout=self._shutdown_timeout_s,
+        )
+        self._client = sentry_sdk.get_client()
+
+    # -- SpanProcessor -------------------------------------------------------------------------
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing to do at span start."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Report the span's exception events; never raises, never blocks on I/O."""
+        if self._sdk is None:
+            return
+        if not span.events and not self._pending:
+            if self._error_traces:  # keep the ancestry of spans in traces that had errors
+                self._link_parent(span)
+            return
+        try:
+            self._on_end(span)
+        except Exception:  # never break the host app
+            self._warn_once("on_end", "flowtel: Sentry bridge failed to report a span error")
+            self._count(SentryOutcome.DROPPED, SentryDropReason.BRIDGE_ERROR)
+
+    def shutdown(self) -> None:
+        """Send what is queued (bounded by ``shutdown_timeout_s``) and close sentry-sdk."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close(timeout=self._shutdown_timeout_s)
+            except Exception:
+                self._warn_once("shutdown", "flowtel: closing sentry-sdk failed")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait up to ``timeout_millis`` for queued Sentry events to be sent."""
+        client = self._client
+        if client is None:
+            return True
+        try:
+            client.flush(timeout=timeout_millis / 1000)
+        except Exception:
+            self._warn_once("flush", "flowtel: flushing sentry-sdk failed")
+            return False
+        return True
+
+    # -- sentry-sdk hooks ----------------------------------------------------------------------
+    def before_send(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        """sentry-sdk ``before_send``: dedupe, link to the OTel trace, scrub. Never raises.
+
+        On failure the event is dropped rather than risk sending an unscrubbed payload.
+        """
+        try:
+            return self._before_send(event, hint)
+        except Exception:
+            self._warn_once("before_send", "flowtel: Sentry before_send failed; event dropped")
+            self._count(SentryOutcome.DROPPED, SentryDropReason.BRIDGE_ERROR)
+            return None
+
+    # -- internals -----------------------------------------------------------------------------
+    def _on_end(self, span: ReadableSpan) -> None:
+        ctx = span.context
+        if ctx is None:
+            return
+        live = sys.exc_info()[1]
+        for event in span.events:
+            if event.name == semconv.EVENT_EXCEPTION:
+                self._report(span, event, live)
+        self._link_parent(span)
+        if self._pending:
+            with self._lock:
+                mine = [k for k, v in self._pending.items() if v[1] == ctx.span_id]
+                entries = [self._pending.pop(k) for k in mine]
+            for exc, _span_id, message in entries:
+                if getattr(exc, _SENT_ATTR, False):
+                    self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
+                else:
+                    self._send(span, exc, None, handled=True, mechanism="logging", message=message)
+
+    def _report(self, span: ReadableSpan, event: Event, live: BaseException | None) -> None:
+        ctx = span.context
+        attrs = event.attributes or {}
+        exc_type = str(attrs.get(semconv.EXCEPTION_TYPE, "Exception"))
+        message = str(attrs.get(semconv.EXCEPTION_MESSAGE, ""))
+        stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
+        exc = ev.match_live(live, exc_type, message)
+        if exc is not None:
+            site = ev.live_raise_site(exc)
+        else:
+            site = ev.parsed_raise_site(stacktrace) if isinstance(stacktrace, str) else None
+        key = ev.Occurrence(ctx.trace_id, exc_type, message, site)
+        if (exc is not None and getattr(exc, _SENT_ATTR, False)) or self._seen(key, span):
+            self._remember(key, span)
+            self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
+            return
+        self._remember(key, span)
+        if exc is not None:
+            _mark(exc)
+            with self._lock:
+                pending = self._pending.pop(id(exc), None)
+            if pending is not None:
+                self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
+        self._send(
+            span,
+            exc,
+            event,
+            handled=ev.is_handled(attrs),
+            mechanism=_MECHANISM,
+            message=None,
+        )
+
+    def _link_parent(self, span: ReadableSpan) -> None:
+        ctx, parent = span.context, span.parent
+        if ctx is None or parent is None or ctx.trace_id not in self._error_traces:
+            return
+        with self._lock:
+            self._parents[ctx.span_id] = parent.span_id
+            while len(self._parents) > self._max_tracked:
+                self._parents.popitem(last=False)
+
+    def _seen(self, key: ev.Occurrence, span: ReadableSpan) -> bool:
+        """True when a descendant of ``span`` already reported this occurrence."""
+        ctx = span.context
+        with self._lock:
+            reporters = self._reported.get(key)
+            if not reporters:
+                return False
+            for reporter in reporters:
+                node, hops = self._parents.get(reporter), 0
+                while node is not None and hops < 256:
+                    if node == ctx.span_id:
+                        return True
+                    node, hops = self._parents.get(node), hops + 1
+        return False
+
+    def _remember(self, key: ev.Occurrence, span: ReadableSpan) -> None:
+        ctx = span.context
+        with self._lock:
+            reporters = self._reported.setdefault(key, [])
+            if len(reporters) < 16:
+                reporters.append(ctx.span_id)
+            self._reported.move_to_end(key)
+            self._error_traces[ctx.trace_id] = None
+            self._error_traces.move_to_end(ctx.trace_id)
+            for table in (self._reported, self._parents, self._error_traces):
+                while len(table) > self._max_tracked:
+                    table.popitem(last=False)
+
+    def _send(
+        self,
+        span: ReadableSpan,
+        exc: BaseException | None,
+        event: Event | None,
+        *,
+        handled: bool,
+        mechanism: str,
+        message: str | None,
+    ) -> None:
+        sdk = self._sdk
+        if sdk is None:
+            return
+        scrubber = current_scrubber()
+        mech = {"type": mechanism, "handled": handled}
+        if exc is not None:
+            from sentry_sdk.utils import exceptions_from_error_tuple
+
+            client_options = sdk.get_client().options
+            values = exceptions_from_error_tuple(
+                (type(exc), exc, exc.__traceback__), client_options, mech
+            )
+        else:
+            attrs = (event.attributes if event is not None else None) or {}
+            module, name = ev.split_type(str(attrs.get(semconv.EXCEPTION_TYPE, "Exception")))
+            stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
+            value: dict[str, Any] = {
+                "type": name,
+                "value": str(attrs.get(semconv.EXCEPTION_MESSAGE, "")),
+                "mechanism": mech,
+            }
+            if module:
+                value["module"] = module
+            if isinstance(stacktrace, str):
+                value["stacktrace"] = {"frames": ev.parse_frames(stacktrace, scrubber)}
+            values = [value]
+        ev.scrub_exception_values(values, scrubber)
+        payload: dict[str, Any] = {
+            "level": "error",
+            "platform": "python",
+            "exception": {"values": values},
+            "transaction": span.name,
+            "tags": self._tags(span),
+            "contexts": {
+                "trace": _trace_context(span),
+                "otel": {
+                    "attributes": ev.exportable_attributes(
+                        span.attributes, scrubber, send_pii=self._send_pii
+                    ),
+                    "resource": ev.exportable_attributes(
+                        span.resource.attributes, scrubber, send_pii=self._send_pii
+                    ),
+                },
+            },
+        }
+        if event is not None:
+            payload["timestamp"] = event.timestamp / 1e9
+        if message:
+            payload["logentry"] = {"message": scrubber.scrub_text(message)}
+        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+        sdk.capture_event(payload, hint={"exc_info": exc_info, _HINT_KEY: span})
+
+    def _tags(self, span: ReadableSpan) -> dict[str, str]:
+        resource = span.resource.attributes
+        tags: dict[str, str] = {
+            SentryTag.OPERATION.value: ev.span_operation(span),
+            SentryTag.TRACE_ID.value: trace.format_trace_id(span.context.trace_id),
+        }
+        service = resource.get(semconv.SERVICE_NAME)
+        if service is not None:
+            tags[SentryTag.SERVICE.value] = str(service)
+        env = self._environment or resource.get(semconv.DEPLOYMENT_ENVIRONMENT)
+        if env is not None:
+            tags[SentryTag.ENVIRONMENT.value] = str(env)
+        component = ev.span_component(span)
+        if component is not None:
+            tags[SentryTag.COMPONENT.value] = component
+        return tags
+
+    def _before_send(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
+        scrubber = current_scrubber()
+        span = hint.get(_HINT_KEY)
+        if isinstance(span, ReadableSpan):
+            # Scope processors may have replaced the trace context with sentry's own ids.
+            event.setdefault("contexts", {})["trace"] = _trace_context(span)
+        else:
+            exc_info = hint.get("exc_info")
+            exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
+            current = trace.get_current_span()
+            cctx = current.get_span_context()
+            if isinstance(exc, BaseException):
+                if getattr(exc, _SENT_ATTR, False):
+                    self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
+                    return None
+                if "log_record" in hint and current.is_recording() and cctx.is_valid:
+                    with self._lock:
+                        if len(self._pending) < self._max_pending:
+                            record = hint["log_record"]
+                            self._pending[id(exc)] = (exc, cctx.span_id, record.getMessage())
+                            return None  # reported when its span ends, unless a span does
+                _mark(exc)
+            if cctx.is_valid:
+                event.setdefault("contexts", {})["trace"] = {
+                    "trace_id": trace.format_trace_id(cctx.trace_id),
+                    "span_id": trace.format_span_id(cctx.span_id),
+                }
+                event.setdefault("tags", {})[SentryTag.TRACE_ID.value] = trace.format_trace_id(
+                    cctx.trace_id
+                )
+        _scrub_event(event, scrubber)
+        return event
+
+    def _count(self, outcome: SentryOutcome, reason: SentryDropReason | None, n: int = 1) -> None:
+        try:
+            attrs = {semconv.SENTRY_OUTCOME: outcome.value}
+            if reason is not None:
+                attrs[semconv.SENTRY_REASON] = reason.value
+            self._events.add(n, attrs)
+        except Exception:
+            self._warn_once("count", "flowtel: counting Sentry events failed")
+
+    def _count_sdk_loss(self, sdk_reason: str, quantity: int) -> None:
+        if sdk_reason == "before_send":  # the bridge dropped it and counted why
+            return
+        self._count(
+            SentryOutcome.DROPPED, _SDK_REASONS.get(sdk_reason, SentryDropReason.OTHER), quantity
+        )
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning(message, exc_info=True)
+
+
+def _mark(exc: BaseException) -> None:
+    # Exceptions with __slots__ refuse the attribute: the occurrence key still dedupes them.
+    with contextlib.suppress(Exception):
+        setattr(exc, _SENT_ATTR, True)
+
+
+def _trace_context(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.context
+    out: dict[str, Any] = {
+        "trace_id": trace.format_trace_id(ctx.trace_id),
+        "span_id": trace.format_span_id(ctx.span_id),
+        "op": span.name,
+        "status": "internal_error",
+        "origin": "auto.otel.flowtel",
+    }
+    if span.parent is not None:
+        out["parent_span_id"] = trace.format_span_id(span.parent.span_id)
+    return out
+
+
+def _scrub_event(event: dict[str, Any], scrubber: Any) -> None:
+    """Scrub every free-text field sentry-sdk or integrations may have put in an event."""
+    exception = event.get("exception")
+    if isinstance(exception, dict) and isinstance(exception.get("values"), list):
+        ev.scrub_exception_values(exception["values"], scrubber)
+    if isinstance(event.get("message"), str):
+        event["message"] = scrubber.scrub_text(event["message"])
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict):
+        for key in ("message", "formatted"):
+            if isinstance(logentry.get(key), str):
+                logentry[key] = scrubber.scrub_text(logentry[key])
+        params = logentry.get("params")
+        if isinstance(params, list):
+            logentry["params"] = [scrubber.scrub_text(str(p)) for p in params]
+    crumbs = event.get("breadcrumbs")
+    values = crumbs.get("values") if isinstance(crumbs, dict) else None
+    for crumb in values or ():
+        if isinstance(crumb, dict):
+            if isinstance(crumb.get("message"), str):
+                crumb["message"] = scrubber.scrub_text(crumb["message"])
+            crumb.pop("data", None)
+    extra = event.get("extra")
+    if isinstance(extra, dict):
+        event["extra"] = {
+            k: scrubber.scrub_value(k, v if isinstance(v, (str, int, float, bool)) else str(v))
+            for k, v in extra.items()
+        }
+
+
+def _counting_transport(sentry_sdk: ModuleType, bridge: SentryBridge) -> type[Any]:
+    """sentry-sdk's HTTP transport, counting events queued and lost into flowtel metrics."""
+    base: type[Any] = sentry_sdk.transport.HttpTransport
+    local = threading.local()
+
+    class _CountingTransport(base):  # type: ignore[misc]
+        def capture_envelope(self, envelope: Any) -> None:
+            errors = sum(1 for item in envelope.items if item.data_category == "error")
+            local.overflow = 0
+            super().capture_envelope(envelope)
+            queued = errors - getattr(local, "overflow", 0)
+            if queued > 0:
+                bridge._count(SentryOutcome.SENT, None, queued)
+
+        def record_lost_event(
+            self,
+            reason: str,
+            data_category: str | None = None,
+            item: Any = None,
+            *,
+            quantity: int = 1,
+        ) -> None:
+            category = item.data_category if item is not None else data_category
+            if category == "error":
+                if reason == "queue_overflow":
+                    local.overflow = getattr(local, "overflow", 0) + 1
+                bridge._count_sdk_loss(reason, quantity)
+            super().record_lost_event(reason, data_category, item, quantity=quantity)
+
+    return _CountingTransport
+
+
+def install(telemetry: Any) -> None:
+    """Wire the Sentry bridge into ``telemetry`` (called by ``configure_telemetry``).
+
+    Called only when ``settings.sentry_dsn`` is set. Without sentry-sdk installed this logs one
+    warning and returns: the app runs on without Sentry.
+    """
+    settings = telemetry.settings
+    try:
+        import sentry_sdk  # noqa: F401
+    except ImportError:
+        _log.warning(
+            "flowtel: sentry_dsn is set but sentry-sdk is not installed; Sentry reporting is "
+            "off. Install it with: pip install 'flowtel[sentry]'"
+        )
+        return
+    resource = telemetry.tracer_provider.resource.attributes
+    release = getattr(settings, "service_version", None) or resource.get(semconv.SERVICE_VERSION)
+    environment = (
+        getattr(settings, "sentry_environment", None)
+        or getattr(settings, "environment", None)
+        or resource.get(semconv.DEPLOYMENT_ENVIRONMENT)
+    )
+    bridge = SentryBridge(
+        environment=str(environment) if environment is not None else None,
+        send_default_pii=bool(getattr(settings, "sentry_send_default_pii", False)),
+        meter_provider=telemetry.meter_provider,
+        shutdown_timeout_s=float(getattr(settings, "shutdown_timeout_s", 2.0)),
+    )
+    bridge.init_sentry(
+        settings.sentry_dsn,
+        sample_rate=float(getattr(settings, "sentry_sample_rate", 1.0)),
+        release=str(release) if release is not None else None,
+        send_default_pii=bool(getattr(settings, "sentry_send_default_pii", False)),
+    )
+    telemetry.tracer_provider.add_span_processor(bridge)
