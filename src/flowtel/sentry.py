@@ -20,6 +20,7 @@ sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import sys
 import threading
@@ -172,7 +173,7 @@ class SentryBridge(SpanProcessor):
             environment=self._environment,
             release=release,
             sample_rate=sample_rate,
-            send_default_pii=send_default_pii,
+            **_pii_options(send_default_pii),
             traces_sample_rate=None,
             default_integrations=False,
             auto_enabling_integrations=False,
@@ -470,6 +471,19 @@ def _mark(exc: BaseException) -> None:
     # Exceptions with __slots__ refuse the attribute: the occurrence key still dedupes them.
     with contextlib.suppress(Exception):
         setattr(exc, _SENT_ATTR, True)
+
+
+def _pii_options(send_default_pii: bool) -> dict[str, Any]:
+    """sentry-sdk options for the PII opt-in, across SDK versions.
+
+    Nothing when off: sentry-sdk's default is no PII. When on, newer SDKs (which deprecate
+    ``send_default_pii``) get the equivalent ``data_collection``, still without frame variables.
+    """
+    if not send_default_pii:
+        return {}
+    if importlib.util.find_spec("sentry_sdk.data_collection") is not None:
+        return {"data_collection": {"user_info": True, "stack_frame_variables": False}}
+    return {"send_default_pii": True}
 
 
 def _trace_context(span: ReadableSpan) -> dict[str, Any]:
