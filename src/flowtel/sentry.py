@@ -20,19 +20,20 @@ sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
 import sys
 import threading
+import time
 from collections import OrderedDict
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 
 from flowtel import _sentry_event as ev
+from flowtel import _sentry_sdk as sdkx
 from flowtel import semconv
 from flowtel._scrub import current_scrubber
 
@@ -87,13 +88,27 @@ class SentryTag(StrEnum):
     TRACE_ID = "trace_id"  # the OTel trace id: paste into Tempo, or use a link template
 
 
+class _Capture(NamedTuple):
+    """One event for the capture thread: what to report and the sentry scopes to report in."""
+
+    span: ReadableSpan
+    exc: BaseException | None
+    event: Event | None
+    handled: bool
+    mechanism: str
+    message: str | None
+    scopes: tuple[Any, Any]  # (current, isolation) sentry scopes of the span's thread
+
+
 class SentryBridge(SpanProcessor):
     """Sends one Sentry event per exception occurrence recorded on spans.
 
-    Threading contract: ``on_end`` may run on any thread, concurrently. It never blocks on
-    network I/O (sentry-sdk queues envelopes for its own worker thread) and never raises;
-    internal failures are logged once and counted as ``bridge_error``. Memory is bounded:
-    dedupe state keeps at most ``max_tracked`` entries, deferred log events ``max_pending``.
+    Threading contract: ``on_end`` may run on any thread, concurrently. It only dedupes and
+    queues (O(1), no I/O): building, scrubbing and serialising the event happen on one capture
+    thread, sending on sentry-sdk's transport thread. It never raises; internal failures are
+    logged once and counted as ``bridge_error``. Memory is bounded: dedupe state keeps at most
+    ``max_tracked`` entries, the capture queue ``max_queue`` events, deferred log events
+    ``max_pending``.
 
     Args:
         environment: the Sentry ``environment`` tag when a span's resource has none.
@@ -102,6 +117,7 @@ class SentryBridge(SpanProcessor):
         shutdown_timeout_s: how long :meth:`shutdown` waits for queued events to be sent.
         max_tracked: bound of the dedupe and span-ancestry tables.
         max_pending: bound of ``logger.exception`` events held until their span ends.
+        max_queue: bound of events waiting for the capture thread (more are dropped, counted).
     """
 
     def __init__(
@@ -113,6 +129,7 @@ class SentryBridge(SpanProcessor):
         shutdown_timeout_s: float = 2.0,
         max_tracked: int = 4096,
         max_pending: int = 256,
+        max_queue: int = 256,
     ) -> None:
         self._environment = environment
         self._send_pii = send_default_pii
@@ -129,6 +146,9 @@ class SentryBridge(SpanProcessor):
         self._warned: set[str] = set()
         self._sdk: ModuleType | None = None
         self._client: Any = None
+        self._worker: sdkx.CaptureWorker[_Capture] = sdkx.CaptureWorker(
+            self._capture, max_queue=max_queue, name="flowtel-sentry-capture"
+        )
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("flowtel.sentry")
         self._events = meter.create_counter(
             semconv.METRIC_SENTRY_EVENTS,
@@ -173,7 +193,7 @@ class SentryBridge(SpanProcessor):
             environment=self._environment,
             release=release,
             sample_rate=sample_rate,
-            **_pii_options(send_default_pii),
+            **sdkx.pii_options(send_default_pii),
             traces_sample_rate=None,
             default_integrations=False,
             auto_enabling_integrations=False,
@@ -186,7 +206,11 @@ class SentryBridge(SpanProcessor):
             include_local_variables=False,
             max_request_body_size="medium" if send_default_pii else "never",
             before_send=cast(Any, self.before_send),
-            transport=_counting_transport(sentry_sdk, self),
+            transport=sdkx.counting_transport(
+                sentry_sdk,
+                on_queued=lambda n: self._count(SentryOutcome.SENT, None, n),
+                on_lost=self._count_sdk_loss,
+            ),
             transport_queue_size=transport_queue_size,
             shutdown_timeout=self._shutdown_timeout_s,
         )
@@ -211,25 +235,29 @@ class SentryBridge(SpanProcessor):
             self._count(SentryOutcome.DROPPED, SentryDropReason.BRIDGE_ERROR)
 
     def shutdown(self) -> None:
-        """Send what is queued (bounded by ``shutdown_timeout_s``) and close sentry-sdk."""
+        """Capture and send what is queued (bounded by ``shutdown_timeout_s``), close sentry-sdk."""
+        deadline = time.monotonic() + self._shutdown_timeout_s
+        self._worker.close(self._shutdown_timeout_s)
         client, self._client = self._client, None
         if client is not None:
             try:
-                client.close(timeout=self._shutdown_timeout_s)
+                client.close(timeout=max(0.0, deadline - time.monotonic()))
             except Exception:
                 self._warn_once("shutdown", "flowtel: closing sentry-sdk failed")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Wait up to ``timeout_millis`` for queued Sentry events to be sent."""
+        """Wait up to ``timeout_millis`` until queued events are built and sent."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        drained = self._worker.drain(timeout_millis / 1000)
         client = self._client
         if client is None:
-            return True
+            return drained
         try:
-            client.flush(timeout=timeout_millis / 1000)
+            client.flush(timeout=max(0.0, deadline - time.monotonic()))
         except Exception:
             self._warn_once("flush", "flowtel: flushing sentry-sdk failed")
             return False
-        return True
+        return drained
 
     # -- sentry-sdk hooks ----------------------------------------------------------------------
     def before_send(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
@@ -346,13 +374,35 @@ class SentryBridge(SpanProcessor):
         sdk = self._sdk
         if sdk is None:
             return
+        scopes = (sdk.get_current_scope(), sdk.get_isolation_scope())
+        job = _Capture(span, exc, event, handled, mechanism, message, scopes)
+        if not self._worker.submit(job):
+            self._count(SentryOutcome.DROPPED, SentryDropReason.QUEUE_FULL)
+
+    def _capture(self, job: _Capture) -> None:
+        """Build the event and hand it to sentry-sdk; runs on the capture thread."""
+        try:
+            sdk = self._sdk
+            if sdk is None:
+                return
+            payload = self._payload(job, sdk.get_client().options)
+            exc = job.exc
+            exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+            current, isolation = job.scopes
+            with sdk.scope.use_isolation_scope(isolation):
+                current.capture_event(payload, hint={"exc_info": exc_info, _HINT_KEY: job.span})
+        except Exception:
+            self._warn_once("capture", "flowtel: Sentry bridge failed to build an event")
+            self._count(SentryOutcome.DROPPED, SentryDropReason.BRIDGE_ERROR)
+
+    def _payload(self, job: _Capture, client_options: dict[str, Any]) -> dict[str, Any]:
         scrubber = current_scrubber()
-        mech = {"type": mechanism, "handled": handled}
+        span, exc, event = job.span, job.exc, job.event
+        mech = {"type": job.mechanism, "handled": job.handled}
         if exc is not None:
             from sentry_sdk.utils import exceptions_from_error_tuple
 
-            client_options = sdk.get_client().options
-            values = exceptions_from_error_tuple(
+            values: list[dict[str, Any]] = exceptions_from_error_tuple(
                 (type(exc), exc, exc.__traceback__), client_options, mech
             )
         else:
@@ -390,10 +440,9 @@ class SentryBridge(SpanProcessor):
         }
         if event is not None:
             payload["timestamp"] = event.timestamp / 1e9
-        if message:
-            payload["logentry"] = {"message": scrubber.scrub_text(message)}
-        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
-        sdk.capture_event(payload, hint={"exc_info": exc_info, _HINT_KEY: span})
+        if job.message:
+            payload["logentry"] = {"message": scrubber.scrub_text(job.message)}
+        return payload
 
     def _tags(self, span: ReadableSpan) -> dict[str, str]:
         resource = span.resource.attributes
@@ -418,6 +467,8 @@ class SentryBridge(SpanProcessor):
         if isinstance(span, ReadableSpan):
             # Scope processors may have replaced the trace context with sentry's own ids.
             event.setdefault("contexts", {})["trace"] = _trace_context(span)
+            sdkx.scrub_event(event, scrubber, exceptions=False)  # exceptions: scrubbed at build
+            return event
         else:
             exc_info = hint.get("exc_info")
             exc = exc_info[1] if isinstance(exc_info, tuple) and len(exc_info) == 3 else None
@@ -442,7 +493,7 @@ class SentryBridge(SpanProcessor):
                 event.setdefault("tags", {})[SentryTag.TRACE_ID.value] = trace.format_trace_id(
                     cctx.trace_id
                 )
-        _scrub_event(event, scrubber)
+        sdkx.scrub_event(event, scrubber)
         return event
 
     def _count(self, outcome: SentryOutcome, reason: SentryDropReason | None, n: int = 1) -> None:
@@ -473,19 +524,6 @@ def _mark(exc: BaseException) -> None:
         setattr(exc, _SENT_ATTR, True)
 
 
-def _pii_options(send_default_pii: bool) -> dict[str, Any]:
-    """sentry-sdk options for the PII opt-in, across SDK versions.
-
-    Nothing when off: sentry-sdk's default is no PII. When on, newer SDKs (which deprecate
-    ``send_default_pii``) get the equivalent ``data_collection``, still without frame variables.
-    """
-    if not send_default_pii:
-        return {}
-    if importlib.util.find_spec("sentry_sdk.data_collection") is not None:
-        return {"data_collection": {"user_info": True, "stack_frame_variables": False}}
-    return {"send_default_pii": True}
-
-
 def _trace_context(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.context
     out: dict[str, Any] = {
@@ -498,68 +536,6 @@ def _trace_context(span: ReadableSpan) -> dict[str, Any]:
     if span.parent is not None:
         out["parent_span_id"] = trace.format_span_id(span.parent.span_id)
     return out
-
-
-def _scrub_event(event: dict[str, Any], scrubber: Any) -> None:
-    """Scrub every free-text field sentry-sdk or integrations may have put in an event."""
-    exception = event.get("exception")
-    if isinstance(exception, dict) and isinstance(exception.get("values"), list):
-        ev.scrub_exception_values(exception["values"], scrubber)
-    if isinstance(event.get("message"), str):
-        event["message"] = scrubber.scrub_text(event["message"])
-    logentry = event.get("logentry")
-    if isinstance(logentry, dict):
-        for key in ("message", "formatted"):
-            if isinstance(logentry.get(key), str):
-                logentry[key] = scrubber.scrub_text(logentry[key])
-        params = logentry.get("params")
-        if isinstance(params, list):
-            logentry["params"] = [scrubber.scrub_text(str(p)) for p in params]
-    crumbs = event.get("breadcrumbs")
-    values = crumbs.get("values") if isinstance(crumbs, dict) else None
-    for crumb in values or ():
-        if isinstance(crumb, dict):
-            if isinstance(crumb.get("message"), str):
-                crumb["message"] = scrubber.scrub_text(crumb["message"])
-            crumb.pop("data", None)
-    extra = event.get("extra")
-    if isinstance(extra, dict):
-        event["extra"] = {
-            k: scrubber.scrub_value(k, v if isinstance(v, (str, int, float, bool)) else str(v))
-            for k, v in extra.items()
-        }
-
-
-def _counting_transport(sentry_sdk: ModuleType, bridge: SentryBridge) -> type[Any]:
-    """sentry-sdk's HTTP transport, counting events queued and lost into flowtel metrics."""
-    base: type[Any] = sentry_sdk.transport.HttpTransport
-    local = threading.local()
-
-    class _CountingTransport(base):  # type: ignore[misc]
-        def capture_envelope(self, envelope: Any) -> None:
-            errors = sum(1 for item in envelope.items if item.data_category == "error")
-            local.overflow = 0
-            super().capture_envelope(envelope)
-            queued = errors - getattr(local, "overflow", 0)
-            if queued > 0:
-                bridge._count(SentryOutcome.SENT, None, queued)
-
-        def record_lost_event(
-            self,
-            reason: str,
-            data_category: str | None = None,
-            item: Any = None,
-            *,
-            quantity: int = 1,
-        ) -> None:
-            category = item.data_category if item is not None else data_category
-            if category == "error":
-                if reason == "queue_overflow":
-                    local.overflow = getattr(local, "overflow", 0) + 1
-                bridge._count_sdk_loss(reason, quantity)
-            super().record_lost_event(reason, data_category, item, quantity=quantity)
-
-    return _CountingTransport
 
 
 def install(telemetry: Any) -> None:

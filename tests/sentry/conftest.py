@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import sentry_sdk
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -51,8 +52,21 @@ class BridgeRig:
         return self.provider.get_tracer("tests.sentry")
 
     def flush(self) -> None:
-        """Push queued Sentry envelopes to the server (sentry-sdk's worker is async)."""
-        sentry_sdk.flush(timeout=5)
+        """Build queued events and push them to the server (both happen on worker threads)."""
+        assert self.bridge.force_flush(5000)
+
+    def wait_for_counts(
+        self, done: Callable[[dict[tuple[str, str | None], int]], bool], timeout_s: float = 5.0
+    ) -> dict[tuple[str, str | None], int]:
+        """Poll ``flowtel.sentry.events`` until ``done(counts)``; fail at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            counts = self.sentry_counts()
+            if done(counts):
+                return counts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Sentry event counts never matched: {counts}")
+            threading.Event().wait(0.01)  # poll interval, bounded by the deadline
 
     def span(self, name: str) -> ReadableSpan:
         [span] = [s for s in self.exporter.get_finished_spans() if s.name == name]

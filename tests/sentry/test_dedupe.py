@@ -75,7 +75,7 @@ class TestNestedSpans:
     def test_outer_span_recording_outside_except_block_is_still_a_duplicate(
         self, make_rig: MakeRig, sentry_server: SentryServer
     ) -> None:
-        """Without the live exception, type+message+raise site and ancestry dedupe the outer span."""
+        """Without the live exception, type+message+raise site+ancestry dedupe the outer span."""
         rig = make_rig()
         outer = rig.tracer.start_span("worker")
         caught: PaymentDeclinedError | None = None

@@ -121,7 +121,8 @@ class SentryServer:
         self.delay_s = 0.0
         self._cond = threading.Condition()
         self._requests: list[_Request] = []
-        self._stopping = threading.Event()
+        self._release = threading.Event()  # set to let held (delayed) requests answer
+        self._generation = 0  # bumped by reset(): late requests of a past test are discarded
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -143,12 +144,14 @@ class SentryServer:
                 if not self.path.startswith("/api/") or not self.path.endswith("/envelope/"):
                     self._answer(404)
                     return
+                generation = server._generation
                 if server.delay_s:
-                    server._stopping.wait(server.delay_s)
+                    server._release.wait(server.delay_s)
                 request = _Request(self.path, dict(self.headers.items()), parse_envelope(body))
                 with server._cond:
-                    server._requests.append(request)
-                    server._cond.notify_all()
+                    if generation == server._generation:
+                        server._requests.append(request)
+                        server._cond.notify_all()
                 self._answer(server.status)
 
             def _answer(self, status: int) -> None:
@@ -174,7 +177,7 @@ class SentryServer:
 
     def stop(self) -> None:
         """Stop serving; releases requests held by :attr:`delay_s`."""
-        self._stopping.set()
+        self._release.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -182,9 +185,12 @@ class SentryServer:
             self._thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Forget received envelopes and clear faults."""
+        """Forget received envelopes and clear faults (releasing held requests)."""
         with self._cond:
+            self._generation += 1
             self._requests.clear()
+        self._release.set()
+        self._release = threading.Event()
         self.status = 200
         self.retry_after_s = None
         self.delay_s = 0.0
