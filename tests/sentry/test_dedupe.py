@@ -194,6 +194,23 @@ class TestLoggerException:
         assert event["exception"]["values"][-1]["type"] == "PaymentDeclinedError"
 
 
+    def test_error_log_without_exception_is_linked_to_the_current_span(
+        self, make_rig: MakeRig, sentry_server: SentryServer
+    ) -> None:
+        """logger.error without an exception stays a Sentry event, carrying the OTel trace ids."""
+        rig = make_rig()
+        with rig.tracer.start_as_current_span("reconcile"):
+            log.error("ledger mismatch for account api_key=ak_live_1234567890")
+        rig.flush()
+
+        [event] = sentry_server.wait_for_events(1)
+        span = rig.span("reconcile")
+        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(
+            span.context.span_id
+        )
+        assert "ak_live_1234567890" not in str(event)
+
+
 class TestHandledErrors:
     def test_record_error_attribute_marks_event_handled_with_parsed_frames(
         self, make_rig: MakeRig, sentry_server: SentryServer
