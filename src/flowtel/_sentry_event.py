@@ -17,6 +17,7 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._scrub import Scrubber
+from flowtel._values import safe_str
 
 # Attribute key prefixes that carry request/response headers, bodies or user identity. They stay
 # out of Sentry unless the user opted in with ``sentry_send_default_pii=True``.
@@ -73,16 +74,22 @@ def split_type(exc_type: str) -> tuple[str | None, str]:
     return (module, name) if dot else (None, exc_type)
 
 
-def match_live(live: BaseException | None, exc_type: str, message: str) -> BaseException | None:
+def match_live(
+    live: BaseException | None, exc_type: str, message: str, scrubber: Scrubber
+) -> BaseException | None:
     """Return the live exception (or one it chains to) that an exception event describes.
 
     Why the check: ``sys.exc_info()`` in ``on_end`` may be an unrelated exception being handled
     around a span that ended normally; only a type+message match proves it is this event's.
+    The message is compared raw (OTel's ``record_exception``) and as flowtel records it
+    (truncated, then scrubbed).
     """
     seen = 0
     while live is not None and seen < 8:
-        if otel_type_name(live) == exc_type and str(live) == message:
-            return live
+        if otel_type_name(live) == exc_type:
+            text = safe_str(live)
+            if message in (text, scrubber.scrub_text(text)):
+                return live
         live = live.__context__
         seen += 1
     return None
@@ -110,8 +117,10 @@ def _frames(block: str) -> Iterator[tuple[str, int, str, str | None]]:
         if m is None:
             continue
         code = None
-        if i + 1 < len(lines) and lines[i + 1].startswith("    ") and not _FRAME_RE.match(
-            lines[i + 1]
+        if (
+            i + 1 < len(lines)
+            and lines[i + 1].startswith("    ")
+            and not _FRAME_RE.match(lines[i + 1])
         ):
             code = lines[i + 1].strip()
         yield m["file"], int(m["line"]), m["func"], code

@@ -20,6 +20,7 @@ sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import sys
 import threading
@@ -39,6 +40,8 @@ from flowtel._scrub import current_scrubber
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from flowtel._telemetry import Telemetry
 
 __all__ = ["SentryBridge", "SentryDropReason", "SentryOutcome", "SentryTag", "install"]
 
@@ -298,7 +301,7 @@ class SentryBridge(SpanProcessor):
         exc_type = str(attrs.get(semconv.EXCEPTION_TYPE, "Exception"))
         message = str(attrs.get(semconv.EXCEPTION_MESSAGE, ""))
         stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
-        exc = ev.match_live(live, exc_type, message)
+        exc = ev.match_live(live, exc_type, message, current_scrubber())
         if exc is not None:
             site = ev.live_raise_site(exc)
         else:
@@ -538,38 +541,40 @@ def _trace_context(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
-def install(telemetry: Any) -> None:
+def install(telemetry: Telemetry) -> None:
     """Wire the Sentry bridge into ``telemetry`` (called by ``configure_telemetry``).
 
     Called only when ``settings.sentry_dsn`` is set. Without sentry-sdk installed this logs one
-    warning and returns: the app runs on without Sentry.
+    warning and returns: the app runs on without Sentry. Release is ``service_version``; the
+    Sentry environment is ``sentry_environment`` (which defaults to ``environment``).
     """
     settings = telemetry.settings
-    try:
-        import sentry_sdk  # noqa: F401
-    except ImportError:
+    if not settings.sentry_dsn:
+        return
+    if importlib.util.find_spec("sentry_sdk") is None:
         _log.warning(
             "flowtel: sentry_dsn is set but sentry-sdk is not installed; Sentry reporting is "
             "off. Install it with: pip install 'flowtel[sentry]'"
         )
         return
-    resource = telemetry.tracer_provider.resource.attributes
-    release = getattr(settings, "service_version", None) or resource.get(semconv.SERVICE_VERSION)
-    environment = (
-        getattr(settings, "sentry_environment", None)
-        or getattr(settings, "environment", None)
-        or resource.get(semconv.DEPLOYMENT_ENVIRONMENT)
-    )
     bridge = SentryBridge(
-        environment=str(environment) if environment is not None else None,
-        send_default_pii=bool(getattr(settings, "sentry_send_default_pii", False)),
+        environment=settings.sentry_environment,
+        send_default_pii=settings.sentry_send_default_pii,
         meter_provider=telemetry.meter_provider,
-        shutdown_timeout_s=float(getattr(settings, "shutdown_timeout_s", 2.0)),
+        shutdown_timeout_s=settings.shutdown_timeout_s,
     )
-    bridge.init_sentry(
-        settings.sentry_dsn,
-        sample_rate=float(getattr(settings, "sentry_sample_rate", 1.0)),
-        release=str(release) if release is not None else None,
-        send_default_pii=bool(getattr(settings, "sentry_send_default_pii", False)),
-    )
-    telemetry.tracer_provider.add_span_processor(bridge)
+    try:
+        bridge.init_sentry(
+            settings.sentry_dsn,
+            sample_rate=settings.sentry_sample_rate,
+            release=settings.service_version,
+            send_default_pii=settings.sentry_send_default_pii,
+        )
+    except Exception:  # e.g. an sentry-sdk too old or broken: the app must still start
+        _log.warning(
+            "flowtel: sentry-sdk failed to initialise; Sentry reporting is off", exc_info=True
+        )
+        return
+    add_processor = getattr(telemetry.tracer_provider, "add_span_processor", None)
+    if add_processor is not None:  # a no-op provider (OTEL_SDK_DISABLED) has none
+        add_processor(bridge)
