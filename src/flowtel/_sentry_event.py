@@ -194,8 +194,36 @@ def span_operation(span: ReadableSpan) -> str:
     return value if isinstance(value, str) else span.name
 
 
+class SourceLineScrubber:
+    """Scrubs source lines through a bounded cache.
+
+    Why: every event carries ~11 source lines per frame and the same code paths fail again and
+    again; running the scrubber's regexes once per distinct line keeps event building cheap.
+    """
+
+    def __init__(self, max_lines: int = 8192) -> None:
+        self._max_lines = max_lines
+        self._cache: dict[str, str] = {}
+        self._scrubber: Scrubber | None = None
+
+    def __call__(self, scrubber: Scrubber, line: str) -> str:
+        """``scrubber.scrub_text(line)``, cached for the current scrubber."""
+        if scrubber is not self._scrubber:  # reconfigured: forget lines scrubbed the old way
+            self._cache = {}
+            self._scrubber = scrubber
+        hit = self._cache.get(line)
+        if hit is None:
+            hit = scrubber.scrub_text(line)
+            if len(self._cache) < self._max_lines:
+                self._cache[line] = hit
+        return hit
+
+
+_SOURCE_LINES: Final = SourceLineScrubber()
+
+
 def scrub_exception_values(values: list[dict[str, Any]], scrubber: Scrubber) -> None:
-    """Scrub messages and drop local variables of Sentry exception values, in place."""
+    """Scrub messages and source lines, drop local variables of Sentry exception values."""
     for value in values:
         if isinstance(value.get("value"), str):
             value["value"] = scrubber.scrub_text(value["value"])
@@ -204,12 +232,11 @@ def scrub_exception_values(values: list[dict[str, Any]], scrubber: Scrubber) -> 
         for frame in frames or ():
             if isinstance(frame, dict):
                 frame.pop("vars", None)
-                for key in ("context_line",):
-                    if isinstance(frame.get(key), str):
-                        frame[key] = scrubber.scrub_text(frame[key])
+                if isinstance(frame.get("context_line"), str):
+                    frame["context_line"] = _SOURCE_LINES(scrubber, frame["context_line"])
                 for key in ("pre_context", "post_context"):
                     lines = frame.get(key)
                     if isinstance(lines, list):
                         frame[key] = [
-                            scrubber.scrub_text(x) if isinstance(x, str) else x for x in lines
+                            _SOURCE_LINES(scrubber, x) if isinstance(x, str) else x for x in lines
                         ]
