@@ -25,8 +25,9 @@ from opentelemetry.trace import Tracer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flowtel.sentry import SentryBridge  # noqa: E402
-from tests.support.sentry_server import SentryServer, refused_port  # noqa: E402
+from tests.support.sentry_server import SentryServer, refused_port
+
+from flowtel.sentry import SentryBridge
 
 N_OK = 20_000
 N_FAIL = 200
