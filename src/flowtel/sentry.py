@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import string
 import sys
 import threading
 import time
@@ -37,6 +38,7 @@ from flowtel import _sentry_event as ev
 from flowtel import _sentry_sdk as sdkx
 from flowtel import semconv
 from flowtel._scrub import current_scrubber
+from flowtel.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -121,6 +123,12 @@ class SentryBridge(SpanProcessor):
         max_tracked: bound of the dedupe and span-ancestry tables.
         max_pending: bound of ``logger.exception`` events held until their span ends.
         max_queue: bound of events waiting for the capture thread (more are dropped, counted).
+        trace_url_template: a link to the trace in your tracing UI, ``{trace_id}`` and
+            ``{span_id}`` substituted, e.g. a Grafana Explore URL; sent as
+            ``contexts.otel.trace_url``.
+
+    Raises:
+        ConfigurationError: ``trace_url_template`` lacks ``{trace_id}`` or has other fields.
     """
 
     def __init__(
@@ -133,7 +141,10 @@ class SentryBridge(SpanProcessor):
         max_tracked: int = 4096,
         max_pending: int = 256,
         max_queue: int = 256,
+        trace_url_template: str | None = None,
     ) -> None:
+        _check_url_template(trace_url_template)
+        self._trace_url_template = trace_url_template
         self._environment = environment
         self._send_pii = send_default_pii
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -176,12 +187,13 @@ class SentryBridge(SpanProcessor):
         integrations (they would report the exceptions flowtel already reports). Kept: logging
         (breadcrumbs; ERROR records become events, deduped against span exceptions),
         excepthook and threading (crashes outside any span). Local variables are never captured.
+        No atexit integration: it would close the client before this bridge's queue is drained;
+        the tracer provider's shutdown (flowtel's exit hook) calls :meth:`shutdown` instead.
 
         Raises:
             ImportError: sentry-sdk is not installed.
         """
         import sentry_sdk
-        from sentry_sdk.integrations.atexit import AtexitIntegration
         from sentry_sdk.integrations.excepthook import ExcepthookIntegration
         from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
         from sentry_sdk.integrations.threading import ThreadingIntegration
@@ -204,7 +216,6 @@ class SentryBridge(SpanProcessor):
                 LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
                 ExcepthookIntegration(),
                 ThreadingIntegration(),
-                AtexitIntegration(callback=lambda _pending, _timeout: None),
             ],
             include_local_variables=False,
             max_request_body_size="medium" if send_default_pii else "never",
@@ -441,6 +452,11 @@ class SentryBridge(SpanProcessor):
                 },
             },
         }
+        if self._trace_url_template is not None:
+            payload["contexts"]["otel"]["trace_url"] = self._trace_url_template.format(
+                trace_id=trace.format_trace_id(span.context.trace_id),
+                span_id=trace.format_span_id(span.context.span_id),
+            )
         if event is not None:
             payload["timestamp"] = event.timestamp / 1e9
         if job.message:
@@ -527,6 +543,20 @@ def _mark(exc: BaseException) -> None:
         setattr(exc, _SENT_ATTR, True)
 
 
+def _check_url_template(template: str | None) -> None:
+    if template is None:
+        return
+    accepted = (
+        "a URL containing {trace_id} (and optionally {span_id}), e.g. https://grafana/...{trace_id}"
+    )
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        raise ConfigurationError("trace_url_template", template, accepted) from None
+    if "trace_id" not in fields or not fields <= {"trace_id", "span_id"}:
+        raise ConfigurationError("trace_url_template", template, accepted)
+
+
 def _trace_context(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.context
     out: dict[str, Any] = {
@@ -562,6 +592,7 @@ def install(telemetry: Telemetry) -> None:
         send_default_pii=settings.sentry_send_default_pii,
         meter_provider=telemetry.meter_provider,
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        trace_url_template=getattr(settings, "sentry_trace_url_template", None),
     )
     try:
         bridge.init_sentry(

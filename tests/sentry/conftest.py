@@ -110,6 +110,7 @@ def make_rig(sentry_server: SentryServer) -> Iterator[MakeRig]:
         transport_queue_size: int = 100,
         shutdown_timeout_s: float = 2.0,
         resource: dict[str, Any] | None = None,
+        trace_url_template: str | None = None,
     ) -> BridgeRig:
         reader = InMemoryMetricReader()
         meter_provider = MeterProvider(metric_readers=[reader])
@@ -132,6 +133,7 @@ def make_rig(sentry_server: SentryServer) -> Iterator[MakeRig]:
             meter_provider=meter_provider,
             send_default_pii=send_default_pii,
             shutdown_timeout_s=shutdown_timeout_s,
+            trace_url_template=trace_url_template,
         )
         bridge.init_sentry(
             dsn or sentry_server.dsn,

@@ -8,6 +8,8 @@ import pytest
 from opentelemetry import trace
 
 from flowtel import semconv
+from flowtel.exceptions import ConfigurationError
+from flowtel.sentry import SentryBridge
 from tests.sentry.conftest import MakeRig
 from tests.support.sentry_server import SentryServer
 
@@ -77,6 +79,30 @@ class TestLinkToTrace:
         assert event["environment"] == "staging"
         assert event["release"] == "1.4.2"
         assert event["transaction"] == "inventory.reserve"
+
+
+    def test_trace_url_template_links_to_the_trace(
+        self, make_rig: MakeRig, sentry_server: SentryServer
+    ) -> None:
+        """trace_url_template puts a ready link to the trace into contexts.otel.trace_url."""
+        rig = make_rig(trace_url_template="https://grafana.example/trace/{trace_id}?span={span_id}")
+        with pytest.raises(InventoryError), rig.tracer.start_as_current_span("reserve"):
+            reserve("E-5")
+        rig.flush()
+
+        [event] = sentry_server.wait_for_events(1)
+        ctx = event["contexts"]["trace"]
+        assert event["contexts"]["otel"]["trace_url"] == (
+            f"https://grafana.example/trace/{ctx['trace_id']}?span={ctx['span_id']}"
+        )
+
+    @pytest.mark.parametrize(
+        "template", ["https://grafana.example/trace", "https://g/{trace}", "https://g/{trace_id"]
+    )
+    def test_bad_trace_url_template_is_a_configuration_error(self, template: str) -> None:
+        """A template without {trace_id}, or with unknown fields, fails fast naming the option."""
+        with pytest.raises(ConfigurationError, match="trace_url_template"):
+            SentryBridge(trace_url_template=template)
 
 
 class TestExceptionPayload:
