@@ -34,3 +34,28 @@ class TestLazyImport:
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "False"
+
+
+class TestDocsExample:
+    def test_quickstart_example_prints_one_linked_event(self) -> None:
+        """docs/examples/sentry_quickstart.py runs and shows one event in the spans' trace."""
+        root = Path(__file__).resolve().parents[2]
+        result = subprocess.run(
+            [sys.executable, str(root / "docs" / "examples" / "sentry_quickstart.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Sentry events received: 1\n" in result.stdout
+        assert "sk_live_" not in result.stdout
+        trace_ids = {
+            word.split("=")[1]
+            for line in result.stdout.splitlines()
+            for word in line.split()
+            if word.startswith("trace_id=")
+        }
+        assert len(trace_ids) == 1
+        assert f'"trace_id": "{trace_ids.pop()}"' in result.stdout
