@@ -38,10 +38,10 @@ class TestLazyImport:
 
 class TestDocsExample:
     def test_quickstart_example_prints_one_linked_event(self) -> None:
-        """docs/examples/sentry_quickstart.py runs and shows one event in the spans' trace."""
+        """examples/sentry_quickstart.py runs and shows one event in the spans' trace."""
         root = Path(__file__).resolve().parents[2]
         result = subprocess.run(
-            [sys.executable, str(root / "docs" / "examples" / "sentry_quickstart.py")],
+            [sys.executable, str(root / "examples" / "sentry_quickstart.py")],
             capture_output=True,
             text=True,
             timeout=60,

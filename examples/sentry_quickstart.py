@@ -1,7 +1,7 @@
 """docs/sentry.md example: a failing call through nested spans becomes one linked Sentry event.
 
 Runs offline: a local Sentry ingestion endpoint (the one flowtel's tests use) stands in for
-sentry.io. Run from the repository root: ``python docs/examples/sentry_quickstart.py``.
+sentry.io. Run from the repository root: ``python examples/sentry_quickstart.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
