@@ -41,6 +41,13 @@ class CaptureWorker(Generic[_J]):
         self._closed = False
         self._thread: threading.Thread | None = None
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: fresh lock and queue (the parent's may have been mid-use)."""
+        self._cond = threading.Condition()
+        self._queue = deque()
+        self._unfinished = 0
+        self._thread = None
+
     def submit(self, job: _J) -> bool:
         """Queue ``job``; False when the queue is full or the worker is closed."""
         with self._cond:

@@ -22,10 +22,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+import os
 import string
 import sys
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
@@ -163,6 +165,7 @@ class SentryBridge(SpanProcessor):
         self._worker: sdkx.CaptureWorker[_Capture] = sdkx.CaptureWorker(
             self._capture, max_queue=max_queue, name="flowtel-sentry-capture"
         )
+        _reset_in_forked_children(self)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("flowtel.sentry")
         self._events = meter.create_counter(
             semconv.METRIC_SENTRY_EVENTS,
@@ -338,6 +341,12 @@ class SentryBridge(SpanProcessor):
             message=None,
         )
 
+    def _after_fork(self) -> None:
+        """A forked child inherits no threads; locks may have been held mid-operation."""
+        self._lock = threading.Lock()
+        self._pending = {}
+        self._worker.reset_after_fork()
+
     def _link_parent(self, span: ReadableSpan) -> None:
         ctx, parent = span.context, span.parent
         if ctx is None or parent is None or ctx.trace_id not in self._error_traces:
@@ -500,8 +509,8 @@ class SentryBridge(SpanProcessor):
                 if "log_record" in hint and current.is_recording() and cctx.is_valid:
                     with self._lock:
                         if len(self._pending) < self._max_pending:
-                            record = hint["log_record"]
-                            self._pending[id(exc)] = (exc, cctx.span_id, record.getMessage())
+                            message = _log_message(hint["log_record"])
+                            self._pending[id(exc)] = (exc, cctx.span_id, message)
                             return None  # reported when its span ends, unless a span does
                 _mark(exc)
             if cctx.is_valid:
@@ -535,6 +544,25 @@ class SentryBridge(SpanProcessor):
         if key not in self._warned:
             self._warned.add(key)
             _log.warning(message, exc_info=True)
+
+
+def _reset_in_forked_children(bridge: SentryBridge) -> None:
+    ref = weakref.ref(bridge)
+
+    def after_in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._after_fork()
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=after_in_child)
+
+
+def _log_message(record: logging.LogRecord) -> str:
+    try:
+        return record.getMessage()
+    except Exception:  # bad %-args: the raw template still says what happened
+        return str(record.msg)
 
 
 def _mark(exc: BaseException) -> None:

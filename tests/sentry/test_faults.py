@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import pytest
@@ -115,3 +116,27 @@ class TestNeverRaises:
         rig.flush()
         assert rig.sentry_counts() == {("dropped", "sample"): CALLS}
         assert sentry_server.events() == []
+
+
+class TestFork:
+    def test_forked_child_reports_its_own_errors(
+        self, make_rig: MakeRig, sentry_server: SentryServer
+    ) -> None:
+        """After os.fork (gunicorn --preload style) the child's errors still reach Sentry."""
+        rig = make_rig()
+        with pytest.raises(QuoteError):
+            quote(rig.tracer, 0)  # the parent's capture thread is running when we fork
+        rig.flush()
+        pid = os.fork()
+        if pid == 0:  # child: never return into pytest
+            code = 1
+            try:
+                with contextlib.suppress(QuoteError):
+                    quote(rig.tracer, 1)
+                code = 0 if rig.bridge.force_flush(5000) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        values = [e["exception"]["values"][-1]["value"] for e in sentry_server.wait_for_events(2)]
+        assert sorted(values) == ["no price for item 0", "no price for item 1"]
