@@ -43,7 +43,7 @@ from flowtel._scrub import current_scrubber
 from flowtel.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from types import ModuleType
+    from types import ModuleType, TracebackType
 
     from flowtel._telemetry import Telemetry
 
@@ -100,6 +100,7 @@ class _Capture(NamedTuple):
 
     span: ReadableSpan
     exc: BaseException | None
+    tb: TracebackType | None  # as at span end: the exception keeps growing as it propagates
     event: Event | None
     handled: bool
     mechanism: str
@@ -167,11 +168,8 @@ class SentryBridge(SpanProcessor):
         )
         _reset_in_forked_children(self)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("flowtel.sentry")
-        self._events = meter.create_counter(
-            semconv.METRIC_SENTRY_EVENTS,
-            unit="{event}",
-            description="Sentry events handed to the transport or dropped.",
-        )
+        spec = next(m for m in semconv.METRICS if m.name == semconv.METRIC_SENTRY_EVENTS)
+        self._events = meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
 
     # -- sentry-sdk set-up ---------------------------------------------------------------------
     def init_sentry(
@@ -306,7 +304,8 @@ class SentryBridge(SpanProcessor):
             for exc, _span_id, message in entries:
                 if getattr(exc, _SENT_ATTR, False):
                     self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
-                else:
+                else:  # logged and swallowed: report it once, on the span that logged it
+                    _mark(exc)
                     self._send(span, exc, None, handled=True, mechanism="logging", message=message)
 
     def _report(self, span: ReadableSpan, event: Event, live: BaseException | None) -> None:
@@ -398,7 +397,8 @@ class SentryBridge(SpanProcessor):
         if sdk is None:
             return
         scopes = (sdk.get_current_scope(), sdk.get_isolation_scope())
-        job = _Capture(span, exc, event, handled, mechanism, message, scopes)
+        tb = exc.__traceback__ if exc is not None else None
+        job = _Capture(span, exc, tb, event, handled, mechanism, message, scopes)
         if not self._worker.submit(job):
             self._count(SentryOutcome.DROPPED, SentryDropReason.QUEUE_FULL)
 
@@ -410,7 +410,7 @@ class SentryBridge(SpanProcessor):
                 return
             payload = self._payload(job, sdk.get_client().options)
             exc = job.exc
-            exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+            exc_info = (type(exc), exc, job.tb) if exc is not None else None
             current, isolation = job.scopes
             with sdk.scope.use_isolation_scope(isolation):
                 current.capture_event(payload, hint={"exc_info": exc_info, _HINT_KEY: job.span})
@@ -426,7 +426,7 @@ class SentryBridge(SpanProcessor):
             from sentry_sdk.utils import exceptions_from_error_tuple
 
             values: list[dict[str, Any]] = exceptions_from_error_tuple(
-                (type(exc), exc, exc.__traceback__), client_options, mech
+                (type(exc), exc, job.tb), client_options, mech
             )
         else:
             attrs = (event.attributes if event is not None else None) or {}
