@@ -94,9 +94,7 @@ class TestConfigureTelemetry:
         assert event["contexts"]["trace"]["trace_id"] == trace.format_trace_id(
             inner.context.trace_id
         )
-        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(
-            inner.context.span_id
-        )
+        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(inner.context.span_id)
         assert event["tags"]["service"] == "shop"
         assert event["tags"]["environment"] == "prod"
         assert event["release"] == "2.0.1"

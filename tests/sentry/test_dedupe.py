@@ -169,9 +169,7 @@ class TestLoggerException:
 
         [event] = sentry_server.wait_for_events(1)
         order = rig.span("order")
-        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(
-            order.context.span_id
-        )
+        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(order.context.span_id)
         assert event["exception"]["values"][-1]["mechanism"] == {
             "type": "logging",
             "handled": True,
@@ -193,7 +191,6 @@ class TestLoggerException:
         [event] = sentry_server.wait_for_events(1)
         assert event["exception"]["values"][-1]["type"] == "PaymentDeclinedError"
 
-
     def test_error_log_without_exception_is_linked_to_the_current_span(
         self, make_rig: MakeRig, sentry_server: SentryServer
     ) -> None:
@@ -205,9 +202,7 @@ class TestLoggerException:
 
         [event] = sentry_server.wait_for_events(1)
         span = rig.span("reconcile")
-        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(
-            span.context.span_id
-        )
+        assert event["contexts"]["trace"]["span_id"] == trace.format_span_id(span.context.span_id)
         assert "ak_live_1234567890" not in str(event)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -61,9 +62,12 @@ class TestLinkToTrace:
     ) -> None:
         """Tags come from the resource and flowtel's component/operation attributes."""
         rig = make_rig()
-        with pytest.raises(InventoryError), rig.tracer.start_as_current_span(
-            "inventory.reserve",
-            attributes={semconv.COMPONENT: "inventory", semconv.OPERATION: "reserve"},
+        with (
+            pytest.raises(InventoryError),
+            rig.tracer.start_as_current_span(
+                "inventory.reserve",
+                attributes={semconv.COMPONENT: "inventory", semconv.OPERATION: "reserve"},
+            ),
         ):
             reserve("B-2")
         rig.flush()
@@ -79,7 +83,6 @@ class TestLinkToTrace:
         assert event["environment"] == "staging"
         assert event["release"] == "1.4.2"
         assert event["transaction"] == "inventory.reserve"
-
 
     def test_trace_url_template_links_to_the_trace(
         self, make_rig: MakeRig, sentry_server: SentryServer
@@ -159,8 +162,9 @@ class TestScrubbing:
             "aws.key": "AKIAIOSFODNN7EXAMPLE",
             "order.id": 1234,
         }
-        with pytest.raises(ConnectionError), rig.tracer.start_as_current_span(
-            "connect", attributes=attributes
+        with (
+            pytest.raises(ConnectionError),
+            rig.tracer.start_as_current_span("connect", attributes=attributes),
         ):
             connect(
                 "postgresql://app:s3cr3t-db-pass@db:5432/shop",
@@ -196,3 +200,21 @@ class TestScrubbing:
         attrs = event["contexts"]["otel"]["attributes"]
         assert attrs["http.request.header.x-request-id"] == "req-77"
         assert attrs["http.request.header.authorization"] == "[REDACTED]"
+
+    def test_log_breadcrumbs_ride_along_scrubbed(
+        self, make_rig: MakeRig, sentry_server: SentryServer
+    ) -> None:
+        """Log lines before the error arrive as breadcrumbs, with secrets redacted."""
+        rig = make_rig()
+        log = logging.getLogger("tests.sentry.breadcrumbs")
+        log.setLevel(logging.INFO)
+        with pytest.raises(InventoryError), rig.tracer.start_as_current_span("reserve"):
+            log.info("connecting with password=hunter2 to the stock service")
+            reserve("F-6")
+        rig.flush()
+
+        [event] = sentry_server.wait_for_events(1)
+        messages = [c.get("message") for c in event["breadcrumbs"]["values"]]
+        assert "connecting with password=[REDACTED] to the stock service" in messages
+        raw = b"".join(i.payload for i in sentry_server.items())
+        assert b"hunter2" not in raw

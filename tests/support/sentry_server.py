@@ -232,9 +232,7 @@ class SentryServer:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
-                events = [
-                    i.json() for r in self._requests for i in r.items if i.type == "event"
-                ]
+                events = [i.json() for r in self._requests for i in r.items if i.type == "event"]
                 if len(events) >= count:
                     return events
                 remaining = deadline - time.monotonic()
