@@ -12,6 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
+import flowtel
+from flowtel._scrub import Scrubber, current_scrubber, set_scrubber
 from tests.sentry.conftest import BridgeRig, MakeRig
 from tests.support.sentry_server import SentryServer, refused_port
 
@@ -116,6 +118,49 @@ class TestNeverRaises:
         rig.flush()
         assert rig.sentry_counts() == {("dropped", "sample"): CALLS}
         assert sentry_server.events() == []
+
+
+class TestBrokenScrubber:
+    def test_failing_scrubber_drops_the_event_and_never_raises(
+        self, make_rig: MakeRig, sentry_server: SentryServer
+    ) -> None:
+        """If scrubbing fails, the app is unaffected and nothing unscrubbed is sent."""
+
+        class BrokenScrubber(Scrubber):
+            def scrub_text(self, text: str) -> str:
+                raise RuntimeError("scrubber bug")
+
+        rig = make_rig()
+        previous = current_scrubber()
+        set_scrubber(BrokenScrubber())
+        try:
+            with pytest.raises(QuoteError):  # the app's own exception, untouched
+                quote(rig.tracer, 3)
+            rig.flush()
+        finally:
+            set_scrubber(previous)
+        assert rig.sentry_counts() == {("dropped", "bridge_error"): 1}
+        assert sentry_server.events() == []
+
+
+class TestShutdown:
+    def test_shutdown_with_slow_sentry_is_bounded(self, sentry_server: SentryServer) -> None:
+        """Telemetry.shutdown() returns within shutdown_timeout_s even if Sentry never answers."""
+        sentry_server.delay_s = 30.0
+        telemetry = flowtel.configure_telemetry(
+            service_name="slow-sentry",
+            exporter="none",
+            logging=False,
+            sentry_dsn=sentry_server.dsn,
+            shutdown_timeout_s=0.5,
+            force=True,
+        )
+        for n in range(5):
+            with contextlib.suppress(QuoteError):
+                quote(telemetry.tracer, n)
+        start = time.perf_counter()
+        telemetry.shutdown()
+        assert time.perf_counter() - start < 2.0
 
 
 class TestFork:

@@ -122,7 +122,9 @@ class SentryServer:
         self._cond = threading.Condition()
         self._requests: list[_Request] = []
         self._release = threading.Event()  # set to let held (delayed) requests answer
-        self._generation = 0  # bumped by reset(): late requests of a past test are discarded
+        # Bumped by reset(). It is also the DSN's project id, so envelopes that an earlier
+        # test's sentry-sdk worker sends late (to the old project) are discarded.
+        self._generation = 1
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -145,11 +147,12 @@ class SentryServer:
                     self._answer(404)
                     return
                 generation = server._generation
+                project = self.path.split("/")[2] if self.path.count("/") >= 3 else ""
                 if server.delay_s:
                     server._release.wait(server.delay_s)
                 request = _Request(self.path, dict(self.headers.items()), parse_envelope(body))
                 with server._cond:
-                    if generation == server._generation:
+                    if generation == server._generation and project == str(generation):
                         server._requests.append(request)
                         server._cond.notify_all()
                 self._answer(server.status)
@@ -205,8 +208,8 @@ class SentryServer:
 
     @property
     def dsn(self) -> str:
-        """A DSN for project 1 pointing at this server."""
-        return f"http://public@127.0.0.1:{self.port}/1"
+        """A DSN pointing at this server, for the current project (changes on :meth:`reset`)."""
+        return f"http://public@127.0.0.1:{self.port}/{self._generation}"
 
     # -- received data -----------------------------------------------------------------------
     @property
