@@ -51,8 +51,13 @@ def baseline_s() -> float:
 
 
 def bridged_s(rig: BridgeRig) -> float:
+    """The failing calls with the bridge (best of three runs, like the baseline).
+
+    Best-of filters out preemption by other processes on a busy machine; a blocking network
+    call would show in every run.
+    """
     run_failing_calls(rig.tracer)  # warm-up: source files read once into linecache
-    return run_failing_calls(rig.tracer)
+    return min(run_failing_calls(rig.tracer) for _ in range(3))
 
 
 class TestSentryUnavailable:
@@ -60,7 +65,7 @@ class TestSentryUnavailable:
         """With nothing listening on the DSN's port, calls take no longer; losses are counted."""
         rig = make_rig(dsn=f"http://public@127.0.0.1:{refused_port()}/1", shutdown_timeout_s=1)
         extra = bridged_s(rig) - baseline_s()
-        assert extra < EXTRA_BOUND_S
+        assert extra < EXTRA_BOUND_S, extra
         rig.flush()
         counts = rig.sentry_counts()
         assert counts[("sent", None)] >= 1
@@ -73,11 +78,11 @@ class TestSentryUnavailable:
         sentry_server.delay_s = 30.0
         rig = make_rig(transport_queue_size=5, shutdown_timeout_s=0.2)
         extra = bridged_s(rig) - baseline_s()
-        assert extra < EXTRA_BOUND_S
+        assert extra < EXTRA_BOUND_S, extra
         counts = rig.wait_for_counts(
-            lambda c: c.get(("sent", None), 0) + c.get(("dropped", "queue_full"), 0) == 2 * CALLS
+            lambda c: c.get(("sent", None), 0) + c.get(("dropped", "queue_full"), 0) == 4 * CALLS
         )
-        assert counts[("dropped", "queue_full")] >= 2 * CALLS - 10
+        assert counts[("dropped", "queue_full")] >= 4 * CALLS - 10
 
     def test_rate_limited_endpoint_does_not_slow_calls(
         self, make_rig: MakeRig, sentry_server: SentryServer
@@ -91,9 +96,9 @@ class TestSentryUnavailable:
         rig.flush()
         sentry_server.wait_for_requests(1)
         extra = bridged_s(rig) - baseline_s()
-        assert extra < EXTRA_BOUND_S
+        assert extra < EXTRA_BOUND_S, extra
         rig.flush()
-        assert rig.sentry_counts()[("dropped", "rate_limited")] >= 2 * CALLS
+        assert rig.sentry_counts()[("dropped", "rate_limited")] >= 4 * CALLS
         assert sentry_server.request_count <= 2  # the 429'd event and at most a client report
 
 
