@@ -8,16 +8,19 @@ and compute the key that recognises one exception occurrence seen by several nes
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._scrub import Scrubber
 from flowtel._values import safe_str
+from flowtel.exceptions import ConfigurationError
 
 # Attribute key prefixes that carry request/response headers, bodies or user identity. They stay
 # out of Sentry unless the user opted in with ``sentry_send_default_pii=True``.
@@ -240,3 +243,56 @@ def scrub_exception_values(values: list[dict[str, Any]], scrubber: Scrubber) -> 
                         frame[key] = [
                             _SOURCE_LINES(scrubber, x) if isinstance(x, str) else x for x in lines
                         ]
+
+
+def check_url_template(template: str | None) -> None:
+    """Fail fast on a trace link template that cannot produce a link.
+
+    Raises:
+        ConfigurationError: no ``{trace_id}``, a field other than ``trace_id``/``span_id``, or
+            broken braces.
+    """
+    if template is None:
+        return
+    accepted = (
+        "a URL containing {trace_id} (and optionally {span_id}), e.g. https://grafana/...{trace_id}"
+    )
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        raise ConfigurationError("trace_url_template", template, accepted) from None
+    if "trace_id" not in fields or not fields <= {"trace_id", "span_id"}:
+        raise ConfigurationError("trace_url_template", template, accepted)
+
+
+def trace_context(span: ReadableSpan) -> dict[str, Any]:
+    """Sentry's ``contexts.trace`` for ``span``: the OTel ids, as lowercase hex."""
+    ctx = span.context
+    out: dict[str, Any] = {
+        "trace_id": trace.format_trace_id(ctx.trace_id),
+        "span_id": trace.format_span_id(ctx.span_id),
+        "op": span.name,
+        "status": "internal_error",
+        "origin": "auto.otel.flowtel",
+    }
+    if span.parent is not None:
+        out["parent_span_id"] = trace.format_span_id(span.parent.span_id)
+    return out
+
+
+def parsed_exception_value(
+    attributes: Mapping[str, AttributeValue], mechanism: dict[str, Any], scrubber: Scrubber
+) -> dict[str, Any]:
+    """A Sentry exception value from an exception event's attributes alone (no live object)."""
+    module, name = split_type(str(attributes.get(semconv.EXCEPTION_TYPE, "Exception")))
+    stacktrace = attributes.get(semconv.EXCEPTION_STACKTRACE)
+    value: dict[str, Any] = {
+        "type": name,
+        "value": str(attributes.get(semconv.EXCEPTION_MESSAGE, "")),
+        "mechanism": mechanism,
+    }
+    if module:
+        value["module"] = module
+    if isinstance(stacktrace, str):
+        value["stacktrace"] = {"frames": parse_frames(stacktrace, scrubber)}
+    return value

@@ -19,16 +19,13 @@ sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
-import string
 import sys
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
@@ -36,11 +33,11 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 
+from flowtel import _sentry_dedupe as dd
 from flowtel import _sentry_event as ev
 from flowtel import _sentry_sdk as sdkx
 from flowtel import semconv
 from flowtel._scrub import current_scrubber
-from flowtel.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from types import ModuleType, TracebackType
@@ -52,7 +49,6 @@ __all__ = ["SentryBridge", "SentryDropReason", "SentryOutcome", "SentryTag", "in
 _log = logging.getLogger(__name__)
 
 _HINT_KEY: Final = "flowtel_span"  # marks events the bridge built itself
-_SENT_ATTR: Final = "__flowtel_sentry_sent__"  # set on exception objects already reported
 _MECHANISM: Final = "flowtel"
 
 
@@ -146,18 +142,15 @@ class SentryBridge(SpanProcessor):
         max_queue: int = 256,
         trace_url_template: str | None = None,
     ) -> None:
-        _check_url_template(trace_url_template)
+        ev.check_url_template(trace_url_template)
         self._trace_url_template = trace_url_template
         self._environment = environment
         self._send_pii = send_default_pii
         self._shutdown_timeout_s = shutdown_timeout_s
         self._max_tracked = max_tracked
         self._max_pending = max_pending
-        self._lock = threading.Lock()
-        # occurrence -> span ids that reported it; span id -> parent span id (error traces only)
-        self._reported: OrderedDict[ev.Occurrence, list[int]] = OrderedDict()
-        self._parents: OrderedDict[int, int] = OrderedDict()
-        self._error_traces: OrderedDict[int, None] = OrderedDict()
+        self._lock = threading.Lock()  # guards _pending
+        self._occurrences = dd.OccurrenceLog(max_tracked)
         # id(exc) -> (exc, span id, log message) for logger.exception inside a live span
         self._pending: dict[int, tuple[BaseException, int, str | None]] = {}
         self._warned: set[str] = set()
@@ -240,8 +233,10 @@ class SentryBridge(SpanProcessor):
         if self._sdk is None:
             return
         if not span.events and not self._pending:
-            if self._error_traces:  # keep the ancestry of spans in traces that had errors
-                self._link_parent(span)
+            if (
+                self._occurrences.has_error_traces
+            ):  # keep the ancestry of spans in traces that had errors
+                self._occurrences.link_parent(span)
             return
         try:
             self._on_end(span)
@@ -296,16 +291,16 @@ class SentryBridge(SpanProcessor):
         for event in span.events:
             if event.name == semconv.EVENT_EXCEPTION:
                 self._report(span, event, live)
-        self._link_parent(span)
+        self._occurrences.link_parent(span)
         if self._pending:
             with self._lock:
                 mine = [k for k, v in self._pending.items() if v[1] == ctx.span_id]
                 entries = [self._pending.pop(k) for k in mine]
             for exc, _span_id, message in entries:
-                if getattr(exc, _SENT_ATTR, False):
+                if dd.was_reported(exc):
                     self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
                 else:  # logged and swallowed: report it once, on the span that logged it
-                    _mark(exc)
+                    dd.mark_reported(exc)
                     self._send(span, exc, None, handled=True, mechanism="logging", message=message)
 
     def _report(self, span: ReadableSpan, event: Event, live: BaseException | None) -> None:
@@ -320,13 +315,15 @@ class SentryBridge(SpanProcessor):
         else:
             site = ev.parsed_raise_site(stacktrace) if isinstance(stacktrace, str) else None
         key = ev.Occurrence(ctx.trace_id, exc_type, message, site)
-        if (exc is not None and getattr(exc, _SENT_ATTR, False)) or self._seen(key, span):
-            self._remember(key, span)
+        if (exc is not None and dd.was_reported(exc)) or self._occurrences.reported_below(
+            key, span
+        ):
+            self._occurrences.remember(key, span)
             self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
             return
-        self._remember(key, span)
+        self._occurrences.remember(key, span)
         if exc is not None:
-            _mark(exc)
+            dd.mark_reported(exc)
             with self._lock:
                 pending = self._pending.pop(id(exc), None)
             if pending is not None:
@@ -344,44 +341,8 @@ class SentryBridge(SpanProcessor):
         """A forked child inherits no threads; locks may have been held mid-operation."""
         self._lock = threading.Lock()
         self._pending = {}
+        self._occurrences.reset_after_fork()
         self._worker.reset_after_fork()
-
-    def _link_parent(self, span: ReadableSpan) -> None:
-        ctx, parent = span.context, span.parent
-        if ctx is None or parent is None or ctx.trace_id not in self._error_traces:
-            return
-        with self._lock:
-            self._parents[ctx.span_id] = parent.span_id
-            while len(self._parents) > self._max_tracked:
-                self._parents.popitem(last=False)
-
-    def _seen(self, key: ev.Occurrence, span: ReadableSpan) -> bool:
-        """True when a descendant of ``span`` already reported this occurrence."""
-        ctx = span.context
-        with self._lock:
-            reporters = self._reported.get(key)
-            if not reporters:
-                return False
-            for reporter in reporters:
-                node, hops = self._parents.get(reporter), 0
-                while node is not None and hops < 256:
-                    if node == ctx.span_id:
-                        return True
-                    node, hops = self._parents.get(node), hops + 1
-        return False
-
-    def _remember(self, key: ev.Occurrence, span: ReadableSpan) -> None:
-        ctx = span.context
-        with self._lock:
-            reporters = self._reported.setdefault(key, [])
-            if len(reporters) < 16:
-                reporters.append(ctx.span_id)
-            self._reported.move_to_end(key)
-            self._error_traces[ctx.trace_id] = None
-            self._error_traces.move_to_end(ctx.trace_id)
-            for table in (self._reported, self._parents, self._error_traces):
-                while len(table) > self._max_tracked:
-                    table.popitem(last=False)
 
     def _send(
         self,
@@ -430,18 +391,7 @@ class SentryBridge(SpanProcessor):
             )
         else:
             attrs = (event.attributes if event is not None else None) or {}
-            module, name = ev.split_type(str(attrs.get(semconv.EXCEPTION_TYPE, "Exception")))
-            stacktrace = attrs.get(semconv.EXCEPTION_STACKTRACE)
-            value: dict[str, Any] = {
-                "type": name,
-                "value": str(attrs.get(semconv.EXCEPTION_MESSAGE, "")),
-                "mechanism": mech,
-            }
-            if module:
-                value["module"] = module
-            if isinstance(stacktrace, str):
-                value["stacktrace"] = {"frames": ev.parse_frames(stacktrace, scrubber)}
-            values = [value]
+            values = [ev.parsed_exception_value(attrs, mech, scrubber)]
         ev.scrub_exception_values(values, scrubber)
         payload: dict[str, Any] = {
             "level": "error",
@@ -450,7 +400,7 @@ class SentryBridge(SpanProcessor):
             "transaction": span.name,
             "tags": self._tags(span),
             "contexts": {
-                "trace": _trace_context(span),
+                "trace": ev.trace_context(span),
                 "otel": {
                     "attributes": ev.exportable_attributes(
                         span.attributes, scrubber, send_pii=self._send_pii
@@ -494,7 +444,7 @@ class SentryBridge(SpanProcessor):
         span = hint.get(_HINT_KEY)
         if isinstance(span, ReadableSpan):
             # Scope processors may have replaced the trace context with sentry's own ids.
-            event.setdefault("contexts", {})["trace"] = _trace_context(span)
+            event.setdefault("contexts", {})["trace"] = ev.trace_context(span)
             sdkx.scrub_event(event, scrubber, exceptions=False)  # exceptions: scrubbed at build
             return event
         else:
@@ -503,7 +453,7 @@ class SentryBridge(SpanProcessor):
             current = trace.get_current_span()
             cctx = current.get_span_context()
             if isinstance(exc, BaseException):
-                if getattr(exc, _SENT_ATTR, False):
+                if dd.was_reported(exc):
                     self._count(SentryOutcome.DROPPED, SentryDropReason.DUPLICATE)
                     return None
                 if "log_record" in hint and current.is_recording() and cctx.is_valid:
@@ -512,7 +462,7 @@ class SentryBridge(SpanProcessor):
                             message = _log_message(hint["log_record"])
                             self._pending[id(exc)] = (exc, cctx.span_id, message)
                             return None  # reported when its span ends, unless a span does
-                _mark(exc)
+                dd.mark_reported(exc)
             if cctx.is_valid:
                 event.setdefault("contexts", {})["trace"] = {
                     "trace_id": trace.format_trace_id(cctx.trace_id),
@@ -563,40 +513,6 @@ def _log_message(record: logging.LogRecord) -> str:
         return record.getMessage()
     except Exception:  # bad %-args: the raw template still says what happened
         return str(record.msg)
-
-
-def _mark(exc: BaseException) -> None:
-    # Exceptions with __slots__ refuse the attribute: the occurrence key still dedupes them.
-    with contextlib.suppress(Exception):
-        setattr(exc, _SENT_ATTR, True)
-
-
-def _check_url_template(template: str | None) -> None:
-    if template is None:
-        return
-    accepted = (
-        "a URL containing {trace_id} (and optionally {span_id}), e.g. https://grafana/...{trace_id}"
-    )
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError:
-        raise ConfigurationError("trace_url_template", template, accepted) from None
-    if "trace_id" not in fields or not fields <= {"trace_id", "span_id"}:
-        raise ConfigurationError("trace_url_template", template, accepted)
-
-
-def _trace_context(span: ReadableSpan) -> dict[str, Any]:
-    ctx = span.context
-    out: dict[str, Any] = {
-        "trace_id": trace.format_trace_id(ctx.trace_id),
-        "span_id": trace.format_span_id(ctx.span_id),
-        "op": span.name,
-        "status": "internal_error",
-        "origin": "auto.otel.flowtel",
-    }
-    if span.parent is not None:
-        out["parent_span_id"] = trace.format_span_id(span.parent.span_id)
-    return out
 
 
 def install(telemetry: Telemetry) -> None:
