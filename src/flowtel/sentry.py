@@ -233,9 +233,8 @@ class SentryBridge(SpanProcessor):
         if self._sdk is None:
             return
         if not span.events and not self._pending:
-            if (
-                self._occurrences.has_error_traces
-            ):  # keep the ancestry of spans in traces that had errors
+            # Nothing to report; only keep the ancestry of spans in traces that had errors.
+            if self._occurrences.has_error_traces:
                 self._occurrences.link_parent(span)
             return
         try:
