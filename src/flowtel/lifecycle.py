@@ -477,9 +477,7 @@ def register_shutdown_hook(
 
     See :meth:`Lifecycle.register_shutdown_hook`.
     """
-    return _default.register_shutdown_hook(
-        name, func, timeout_s=timeout_s, depends_on=depends_on
-    )
+    return _default.register_shutdown_hook(name, func, timeout_s=timeout_s, depends_on=depends_on)
 
 
 @asynccontextmanager
@@ -523,4 +521,3 @@ async def managed_lifecycle(
         await lc.shutdown()
         if installed is not SignalMode.NONE:
             lc.remove_signal_handlers()
-

@@ -305,9 +305,7 @@ class StartupOrchestrator:
             if report.state is LifecycleState.FAILED:
                 failed = [c.name for c in report.checks if c.critical and not _ok(c)]
                 root.set_status(Status(StatusCode.ERROR, f"critical checks failed: {failed}"))
-        self._startup_hist.record(
-            report.duration_s, {semconv.LIFECYCLE_STATE: report.state.value}
-        )
+        self._startup_hist.record(report.duration_s, {semconv.LIFECYCLE_STATE: report.state.value})
         self._report = report
         _log.info(
             "startup %s in %.3fs (critical path: %s)",

@@ -172,7 +172,6 @@ class TestReadinessChecks:
         }
         assert gauge == {"cache": 1, "search": 1}
 
-
     def test_a_hung_sync_check_is_not_started_again(self) -> None:
         """A sync check still hung in its thread fails its next turn without a second thread."""
         gate = threading.Event()

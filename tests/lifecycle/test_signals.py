@@ -190,7 +190,10 @@ class TestWorker:
         with spawn(["-m", "tests.lifecycle.apps.worker"],
                    OTEL_EXPORTER_OTLP_ENDPOINT=otlp_http.endpoint) as worker:  # fmt: skip
             worker.wait_for_line(r"^READY READY$")
-            assert worker.wait_for_line(r"^PATH (.*)$")[1] in ("db -> consumer", "queue -> consumer")
+            assert worker.wait_for_line(r"^PATH (.*)$")[1] in (
+                "db -> consumer",
+                "queue -> consumer",
+            )
             worker.proc.send_signal(signal.SIGTERM)
             assert worker.wait_exit() == 0, worker.output()
         assert "STOPPING DRAINING" in worker.lines

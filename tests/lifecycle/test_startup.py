@@ -324,9 +324,7 @@ class TestOutcomes:
         orch.add(lambda: None, name="api", depends_on=["db"])
         asyncio.run(orch.run())
         total = telemetry.points(semconv.METRIC_STARTUP_DURATION)
-        assert [(attrs, p.count) for attrs, p in total] == [
-            ({semconv.LIFECYCLE_STATE: "READY"}, 1)
-        ]
+        assert [(attrs, p.count) for attrs, p in total] == [({semconv.LIFECYCLE_STATE: "READY"}, 1)]
         per_check = {
             attrs[semconv.STARTUP_CHECK]: attrs[semconv.STARTUP_OUTCOME]
             for attrs, _ in telemetry.points(semconv.METRIC_STARTUP_CHECK_DURATION)
