@@ -261,7 +261,7 @@ class TestLossVisibility:
         messages = [r.getMessage() for r in caplog.records if r.name == "flowtel.export"]
         assert len(messages) == 2
         assert "queue_full" in messages[0]
-        assert "999 similar suppressed" in messages[1]
+        assert "+999 similar in the last 60s" in messages[1]
         assert guard.dropped(TRACES) == 1_001
 
 

@@ -166,12 +166,12 @@ class _RateLimitedLog:
             self._next_at[key] = now + self._interval_s
             suppressed = self._suppressed.pop(key, 0)
         # logging.Handler.handleError already contains failures of a broken logging setup.
-        _logger.warning(
-            message + " (%d similar suppressed; next report in %.0fs at the earliest)",
-            *args,
-            suppressed,
-            self._interval_s,
-        )
+        if suppressed:
+            _logger.warning(
+                message + " (+%d similar in the last %.0fs)", *args, suppressed, self._interval_s
+            )
+        else:
+            _logger.warning(message, *args)
 
 
 class ExportGuard:
