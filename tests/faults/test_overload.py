@@ -71,4 +71,3 @@ class TestQueueOverflow:
         # Memory: the spans alive when the load stops are the queue plus one batch in flight,
         # not the 80,000 produced.
         assert 0 < live_spans <= MAX_QUEUE + THREADS + 2 * 512, live_spans
-        print(f"live={live_spans} exported={exported} dropped={dropped} high_water={high_water[0]}")
