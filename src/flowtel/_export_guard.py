@@ -12,6 +12,9 @@ after that stops waiting at the deadline), the exact count of lost items and fai
 counters) and a rate-limited log of failures (one warning per signal and reason per interval,
 with the number suppressed).
 
+Span and log exporters also scrub secrets from what they are handed (see
+:mod:`flowtel._export_scrub`), so data recorded through the plain OpenTelemetry API is covered.
+
 Each guarded exporter runs the real ``export``/``flush``/``shutdown`` on a helper thread and
 waits at most until the deadline; a call that overruns is abandoned (it finishes or fails in the
 background) and its items are counted as lost. At most one abandoned export per exporter is
@@ -37,6 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from flowtel import semconv
+from flowtel._export_scrub import scrub_log_records, scrub_spans
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
@@ -439,7 +443,7 @@ class GuardedSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export within the deadline; on failure the spans are counted as dropped."""
-        ok = self._core.export(spans, lambda: self.exporter.export(spans))
+        ok = self._core.export(spans, lambda: self.exporter.export(scrub_spans(spans)))
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -470,7 +474,7 @@ class GuardedLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Export within the deadline; on failure the records are counted as dropped."""
-        ok = self._core.export(batch, lambda: self.exporter.export(batch))
+        ok = self._core.export(batch, lambda: self.exporter.export(scrub_log_records(batch)))
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
