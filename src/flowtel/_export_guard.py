@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from enum import Enum, StrEnum
 from typing import Any, Final, Generic, TypeVar
@@ -208,6 +210,15 @@ class ExportGuard:
         self._dropped: dict[tuple[TelemetrySignal, LossReason], int] = {}
         self._failures: dict[tuple[TelemetrySignal, LossReason], int] = {}
         self._log = _RateLimitedLog(log_interval_s, log_clock)
+        if hasattr(os, "register_at_fork"):
+            weak_self = weakref.ref(self)
+
+            def _after_in_child() -> None:
+                guard = weak_self()
+                if guard is not None:
+                    guard.reset_after_fork()
+
+            os.register_at_fork(after_in_child=_after_in_child)
 
     # -- deadline -------------------------------------------------------------------------
     def begin_shutdown(self, timeout_s: float | None = None) -> float:
@@ -244,10 +255,12 @@ class ExportGuard:
         return float("inf") if deadline is None else deadline - time.monotonic()
 
     def reset_after_fork(self) -> None:
-        """Forget the parent's shutdown deadline in a forked child (counters are kept)."""
-        with self._lock:
-            self._deadline = None
-            self._export_deadline = None
+        """Start a forked child afresh: no deadline, zero counts (the parent reports its own)."""
+        self._lock = threading.Lock()
+        self._deadline = None
+        self._export_deadline = None
+        self._dropped = {}
+        self._failures = {}
 
     # -- accounting -----------------------------------------------------------------------
     def record_drop(self, signal: TelemetrySignal, reason: LossReason, count: int) -> None:

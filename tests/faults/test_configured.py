@@ -233,7 +233,7 @@ class TestFork:
     def test_child_spans_arrive(
         self, otlp_grpc: OtlpGrpcReceiver, configure: Callable[..., flowtel.Telemetry]
     ) -> None:
-        """Parent and child spans both reach the collector; the child exits cleanly."""
+        """Parent and child spans both reach the collector; the child's loss count starts at 0."""
 
         @flowtel.traced("forked.work")
         def work(who: str) -> str:
@@ -243,12 +243,16 @@ class TestFork:
             exporter="otlp", otlp_endpoint=otlp_grpc.endpoint, otlp_protocol="grpc"
         )
         assert work("parent-before") == "parent-before"
+        guard = telemetry.export_guard
+        assert guard is not None
+        guard.record_drop(TRACES, LossReason.QUEUE_FULL, 5)  # the parent has lost some spans
         pid = os.fork()
         if pid == 0:  # child: must never return into pytest
             code = 1
             try:
                 work("child")
                 code = 0 if telemetry.force_flush(timeout_s=5.0) else 2
+                code = code or (0 if guard.dropped() == 0 else 3)  # child counts afresh
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
@@ -257,3 +261,4 @@ class TestFork:
         assert telemetry.force_flush(timeout_s=5.0)
         spans = otlp_grpc.wait_for_spans(3)
         assert len({s.span.span_id for s in spans}) == 3
+        assert guard.dropped() == 5
