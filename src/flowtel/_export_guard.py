@@ -292,14 +292,14 @@ class ExportGuard:
         )
 
     def dropped(
-        self, signal: TelemetrySignal | None = None, reason: LossReason | None = None
+        self, signal: TelemetrySignal | str | None = None, reason: LossReason | str | None = None
     ) -> int:
-        """Items lost so far, optionally for one signal and/or reason."""
+        """Items lost so far, optionally for one signal and/or reason (enum or its value)."""
         with self._lock:
             return _total(self._dropped, signal, reason)
 
     def failures(
-        self, signal: TelemetrySignal | None = None, reason: LossReason | None = None
+        self, signal: TelemetrySignal | str | None = None, reason: LossReason | str | None = None
     ) -> int:
         """Failed export batches so far, optionally for one signal and/or reason."""
         with self._lock:
@@ -349,13 +349,13 @@ _ITEM_NAMES: Final = {
 
 def _total(
     counts: dict[tuple[TelemetrySignal, LossReason], int],
-    signal: TelemetrySignal | None,
-    reason: LossReason | None,
+    signal: TelemetrySignal | str | None,
+    reason: LossReason | str | None,
 ) -> int:
     return sum(
         v
         for (s, r), v in counts.items()
-        if (signal is None or s is signal) and (reason is None or r is reason)
+        if (signal is None or s == signal) and (reason is None or r == reason)
     )
 
 
