@@ -39,6 +39,7 @@ from flowtel._resilience_telemetry import (
     CallOutcome,
     ResilienceEvent,
     Strategy,
+    operation_name,
     record_call,
     record_event,
     register_breaker,
@@ -336,7 +337,7 @@ class CircuitBreaker:
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         if not self._named:
-            self.name, self._named = fn.__qualname__, True
+            self.name, self._named = operation_name(fn), True
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)

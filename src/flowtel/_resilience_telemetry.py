@@ -37,6 +37,7 @@ __all__ = [
     "ResilienceEvent",
     "Strategy",
     "error_type",
+    "operation_name",
     "record_attempt",
     "record_call",
     "record_event",
@@ -115,6 +116,12 @@ def _never_raises(fn: _F) -> _F:
                              exc_info=True)
 
     return wrapper  # type: ignore[return-value]
+
+
+def operation_name(fn: Callable[..., Any]) -> str:
+    """Default ``flowtel.operation`` for a decorated callable: its qualified name."""
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) else type(fn).__qualname__
 
 
 def error_type(exc: BaseException) -> str:

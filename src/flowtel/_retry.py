@@ -27,6 +27,7 @@ from flowtel._resilience_telemetry import (
     ResilienceEvent,
     Strategy,
     error_type,
+    operation_name,
     record_attempt,
     record_call,
     record_event,
@@ -142,7 +143,7 @@ class Retry:
         return min(raw, self.max_delay_s)
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        operation = self.name or fn.__qualname__
+        operation = self.name or operation_name(fn)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)

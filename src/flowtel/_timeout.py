@@ -21,7 +21,6 @@ import contextvars
 import functools
 import inspect
 import threading
-import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -29,11 +28,13 @@ from typing import Any, ParamSpec, TypeVar, cast
 from opentelemetry.metrics import MeterProvider
 
 from flowtel import semconv
+from flowtel._clock import Clock, SystemClock
 from flowtel._resilience_telemetry import (
     CallOutcome,
     ResilienceEvent,
     Strategy,
     error_type,
+    operation_name,
     record_call,
     record_event,
     span_event,
@@ -41,6 +42,8 @@ from flowtel._resilience_telemetry import (
 from flowtel.exceptions import ConfigurationError
 
 __all__ = ["Timeout", "timeout"]
+
+_REAL = SystemClock()
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,13 +57,19 @@ class Timeout:
     """
 
     def __init__(
-        self, seconds: float, *, name: str | None, meter_provider: MeterProvider | None
+        self,
+        seconds: float,
+        *,
+        name: str | None,
+        clock: Clock | None,
+        meter_provider: MeterProvider | None,
     ) -> None:
         if not seconds > 0:
             raise ConfigurationError("seconds", seconds, "a float > 0")
         self.timeout_s = float(seconds)
         self.name = name
         self.meter_provider = meter_provider
+        self._clock = clock
         self._async_blocks: dict[int, asyncio.Timeout] = {}
         self._sync_blocks: dict[int, float] = {}
 
@@ -79,7 +88,7 @@ class Timeout:
         record_call(self.meter_provider, outcome, Strategy.TIMEOUT, operation)
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
-        operation = self.name or fn.__qualname__
+        operation = self.name or operation_name(fn)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -151,7 +160,7 @@ class Timeout:
         return None
 
     def __enter__(self) -> Timeout:
-        self._sync_blocks[threading.get_ident()] = time.monotonic()
+        self._sync_blocks[threading.get_ident()] = (self._clock or _REAL).now()
         return self
 
     def __exit__(
@@ -162,14 +171,18 @@ class Timeout:
     ) -> None:
         started = self._sync_blocks.pop(threading.get_ident())
         operation = self.name or "timeout"
-        if exc is None and time.monotonic() - started > self.timeout_s:
+        if exc is None and (self._clock or _REAL).now() - started > self.timeout_s:
             raise self._timed_out(operation)
         if exc is None or isinstance(exc, Exception):
             self._finished(operation, ok=exc is None)
 
 
 def timeout(
-    seconds: float, *, name: str | None = None, meter_provider: MeterProvider | None = None
+    seconds: float,
+    *,
+    name: str | None = None,
+    clock: Clock | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> Timeout:
     """Bound a call to ``seconds``; raise ``TimeoutError`` when it overruns.
 
@@ -178,9 +191,11 @@ def timeout(
     Args:
         seconds: The time limit.
         name: ``flowtel.operation`` in telemetry; default: the function's qualified name.
+        clock: Measures sync ``with`` blocks (default: the real clock, even in test mode).
+            Coroutine and sync-function deadlines always use real time.
         meter_provider: Record metrics here instead of the global provider.
 
     Raises:
         ConfigurationError: ``seconds`` is not positive.
     """
-    return Timeout(seconds, name=name, meter_provider=meter_provider)
+    return Timeout(seconds, name=name, clock=clock, meter_provider=meter_provider)
