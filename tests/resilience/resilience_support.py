@@ -58,8 +58,5 @@ class Spans:
     def events(self, name: str) -> list[dict[str, Any]]:
         """Attributes of every span event called ``name`` on finished spans, in order."""
         return [
-            dict(e.attributes or {})
-            for s in self.finished()
-            for e in s.events
-            if e.name == name
+            dict(e.attributes or {}) for s in self.finished() for e in s.events if e.name == name
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 from collections.abc import Callable
@@ -61,8 +62,13 @@ def upstream(clock: VirtualClock) -> Upstream:
 
 
 def breaker(clock: VirtualClock, **kwargs: Any) -> CircuitBreaker:
-    options: dict[str, Any] = {"window": CountWindow(4), "minimum_calls": 4, "open_for_s": 30,
-                               "half_open_calls": 2, "clock": clock}
+    options: dict[str, Any] = {
+        "window": CountWindow(4),
+        "minimum_calls": 4,
+        "open_for_s": 30,
+        "half_open_calls": 2,
+        "clock": clock,
+    }
     return CircuitBreaker("llm", **(options | kwargs))
 
 
@@ -116,7 +122,9 @@ class TestTimeWindow:
         drive(call, "f")
         assert cb.state is OPEN  # 3 of 6 = 50 %
 
-    def test_failures_within_the_window_add_up(self, clock: VirtualClock, upstream: Upstream) -> None:
+    def test_failures_within_the_window_add_up(
+        self, clock: VirtualClock, upstream: Upstream
+    ) -> None:
         """Calls spread over less than the window all count."""
         cb = breaker(clock, window=TimeWindow(60.0), minimum_calls=4)
         call = cb(upstream)
@@ -246,9 +254,16 @@ class TestClassification:
 
     @pytest.mark.parametrize(
         ("option", "value"),
-        [("failure_rate_threshold", 0), ("slow_call_rate_threshold", 1.5),
-         ("minimum_calls", 0), ("half_open_calls", 0), ("open_for_s", -1),
-         ("window", CountWindow(0)), ("slow_call_duration_s", 0), ("record", "nope")],
+        [
+            ("failure_rate_threshold", 0),
+            ("slow_call_rate_threshold", 1.5),
+            ("minimum_calls", 0),
+            ("half_open_calls", 0),
+            ("open_for_s", -1),
+            ("window", CountWindow(0)),
+            ("slow_call_duration_s", 0),
+            ("record", "nope"),
+        ],
     )
     def test_bad_options_fail_fast(self, clock: VirtualClock, option: str, value: Any) -> None:
         """Bad options raise ConfigurationError naming the option."""
@@ -273,7 +288,10 @@ class TestListenersAndForms:
         upstream.fail = False
         drive(cb(upstream), "ss")
         assert [(t.from_state, t.to_state) for t in seen] == [
-            (CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+            (CLOSED, OPEN),
+            (OPEN, HALF_OPEN),
+            (HALF_OPEN, CLOSED),
+        ]
         assert {t.name for t in seen} == {"llm"}
 
     async def test_context_managers(self, clock: VirtualClock) -> None:
@@ -315,10 +333,8 @@ class TestConcurrency:
 
         def run() -> None:
             for i in range(250):
-                try:
+                with contextlib.suppress(ConnectionError):
                     work(i)
-                except ConnectionError:
-                    pass
 
         threads = [threading.Thread(target=run) for _ in range(8)]
         for t in threads:
@@ -328,9 +344,7 @@ class TestConcurrency:
         snap = cb.metrics()
         assert (snap.calls, snap.failed_calls) == (2000, 1000)
 
-    def test_threads_share_half_open_permits(
-        self, clock: VirtualClock, upstream: Upstream
-    ) -> None:
+    def test_threads_share_half_open_permits(self, clock: VirtualClock, upstream: Upstream) -> None:
         """Twelve threads race for three trial permits: exactly three get through."""
         cb = breaker(clock, half_open_calls=3)
         TestOpenAndHalfOpen().open(cb, upstream)
@@ -387,9 +401,11 @@ class TestTelemetry:
         cb = breaker(clock, meter_provider=metrics.provider)
 
         def states() -> dict[str, float]:
-            return {a[semconv.CIRCUIT_STATE]: p.value
-                    for a, p in metrics.points(semconv.METRIC_CIRCUIT_STATE)
-                    if a[semconv.RESILIENCE_NAME] == "llm"}
+            return {
+                a[semconv.CIRCUIT_STATE]: p.value
+                for a, p in metrics.points(semconv.METRIC_CIRCUIT_STATE)
+                if a[semconv.RESILIENCE_NAME] == "llm"
+            }
 
         assert states() == {"closed": 1, "open": 0, "half_open": 0}
         upstream.fail = True
@@ -404,8 +420,12 @@ class TestTelemetry:
         self, clock: VirtualClock, metrics: Metrics, upstream: Upstream
     ) -> None:
         """Failure and slow-call rates are reported once the window holds minimum_calls."""
-        cb = breaker(clock, failure_rate_threshold=1.0, slow_call_duration_s=1.0,
-                     meter_provider=metrics.provider)
+        cb = breaker(
+            clock,
+            failure_rate_threshold=1.0,
+            slow_call_duration_s=1.0,
+            meter_provider=metrics.provider,
+        )
         call = cb(upstream)
         drive(call, "sss")
         assert metrics.points(semconv.METRIC_CIRCUIT_FAILURE_RATE) == []
@@ -426,24 +446,36 @@ class TestTelemetry:
             clock.advance(30)
             upstream.fail = False
             drive(cb(upstream), "ss")
-        events = {a[semconv.RESILIENCE_EVENT]: p.value
-                  for a, p in metrics.points(semconv.METRIC_RESILIENCE_EVENTS)
-                  if a[semconv.RESILIENCE_STRATEGY] == "circuit_breaker"
-                  and a[semconv.OPERATION] == "llm"}
-        assert events == {"circuit_opened": 1, "rejected": 1, "circuit_half_opened": 1,
-                          "circuit_closed": 1}
-        outcomes = {a[semconv.RESILIENCE_OUTCOME]: p.value
-                    for a, p in metrics.points(semconv.METRIC_RESILIENCE_CALLS)}
+        events = {
+            a[semconv.RESILIENCE_EVENT]: p.value
+            for a, p in metrics.points(semconv.METRIC_RESILIENCE_EVENTS)
+            if a[semconv.RESILIENCE_STRATEGY] == "circuit_breaker" and a[semconv.OPERATION] == "llm"
+        }
+        assert events == {
+            "circuit_opened": 1,
+            "rejected": 1,
+            "circuit_half_opened": 1,
+            "circuit_closed": 1,
+        }
+        outcomes = {
+            a[semconv.RESILIENCE_OUTCOME]: p.value
+            for a, p in metrics.points(semconv.METRIC_RESILIENCE_CALLS)
+        }
         assert outcomes == {"failed": 4, "not_permitted": 1, "success": 2}
-        assert spans.events(semconv.EVENT_RESILIENCE_REJECTED) == [{
-            semconv.RESILIENCE_NAME: "llm", semconv.RESILIENCE_STRATEGY: "circuit_breaker",
-            semconv.CIRCUIT_STATE: "open"}]
+        assert spans.events(semconv.EVENT_RESILIENCE_REJECTED) == [
+            {
+                semconv.RESILIENCE_NAME: "llm",
+                semconv.RESILIENCE_STRATEGY: "circuit_breaker",
+                semconv.CIRCUIT_STATE: "open",
+            }
+        ]
 
     def test_discarded_breakers_stop_reporting(self, clock: VirtualClock, metrics: Metrics) -> None:
         """The gauge registry holds breakers weakly: a dropped breaker disappears."""
         cb = CircuitBreaker("temporary", clock=clock, meter_provider=metrics.provider)
-        assert {a[semconv.RESILIENCE_NAME] for a, _ in
-                metrics.points(semconv.METRIC_CIRCUIT_STATE)} == {"temporary"}
+        assert {
+            a[semconv.RESILIENCE_NAME] for a, _ in metrics.points(semconv.METRIC_CIRCUIT_STATE)
+        } == {"temporary"}
         del cb
         gc.collect()
         assert metrics.points(semconv.METRIC_CIRCUIT_STATE) == []

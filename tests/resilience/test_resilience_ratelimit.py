@@ -83,22 +83,38 @@ class TestMaxWait:
         self, clock: VirtualClock, metrics: Metrics, spans: Spans
     ) -> None:
         """A caller whose wait would exceed max_wait_s is rejected immediately."""
-        limiter = rate_limit(1, burst=1, max_wait_s=0.5, name="llm", clock=clock,
-                             meter_provider=metrics.provider)
+        limiter = rate_limit(
+            1, burst=1, max_wait_s=0.5, name="llm", clock=clock, meter_provider=metrics.provider
+        )
         limiter.acquire_sync()
         before = clock.now()
-        with spans.tracer.start_as_current_span("call"), pytest.raises(
-            RateLimitExceededError, match=r"'llm': a permit needs 1.000s, over max_wait_s=0.5"
+        with (
+            spans.tracer.start_as_current_span("call"),
+            pytest.raises(
+                RateLimitExceededError, match=r"'llm': a permit needs 1.000s, over max_wait_s=0.5"
+            ),
         ):
             limiter.acquire_sync()
         assert clock.now() == before
         assert limiter.acquire_sync(max_wait_s=None) == 1.0  # nothing was reserved
-        assert spans.events(semconv.EVENT_RESILIENCE_REJECTED) == [{
-            semconv.RESILIENCE_NAME: "llm", semconv.RESILIENCE_STRATEGY: "rate_limit",
-            semconv.RESILIENCE_WAIT: 1.0}]
-        assert metrics.value(semconv.METRIC_RESILIENCE_EVENTS, {
-            semconv.RESILIENCE_EVENT: "rejected", semconv.RESILIENCE_STRATEGY: "rate_limit",
-            semconv.OPERATION: "llm"}) == 1
+        assert spans.events(semconv.EVENT_RESILIENCE_REJECTED) == [
+            {
+                semconv.RESILIENCE_NAME: "llm",
+                semconv.RESILIENCE_STRATEGY: "rate_limit",
+                semconv.RESILIENCE_WAIT: 1.0,
+            }
+        ]
+        assert (
+            metrics.value(
+                semconv.METRIC_RESILIENCE_EVENTS,
+                {
+                    semconv.RESILIENCE_EVENT: "rejected",
+                    semconv.RESILIENCE_STRATEGY: "rate_limit",
+                    semconv.OPERATION: "llm",
+                },
+            )
+            == 1
+        )
 
     async def test_decorated_rejection_counts_not_permitted(
         self, clock: VirtualClock, metrics: Metrics
@@ -115,8 +131,10 @@ class TestMaxWait:
         with pytest.raises(RateLimitExceededError):
             await call()
         assert ran == 1
-        outcomes = {a[semconv.RESILIENCE_OUTCOME]: p.value
-                    for a, p in metrics.points(semconv.METRIC_RESILIENCE_CALLS)}
+        outcomes = {
+            a[semconv.RESILIENCE_OUTCOME]: p.value
+            for a, p in metrics.points(semconv.METRIC_RESILIENCE_CALLS)
+        }
         assert outcomes == {"success": 1, "not_permitted": 1}
 
     async def test_cancelled_waiter_returns_its_permit(self, clock: VirtualClock) -> None:
@@ -195,8 +213,14 @@ class TestTelemetry:
         self, clock: VirtualClock, metrics: Metrics, spans: Spans
     ) -> None:
         """Every wait is recorded; waits over the threshold add a span event and a count."""
-        limiter = rate_limit(2, burst=1, wait_event_threshold_s=0.4, name="llm", clock=clock,
-                             meter_provider=metrics.provider)
+        limiter = rate_limit(
+            2,
+            burst=1,
+            wait_event_threshold_s=0.4,
+            name="llm",
+            clock=clock,
+            meter_provider=metrics.provider,
+        )
         with spans.tracer.start_as_current_span("call"):
             limiter.acquire_sync()
             clock.advance(0.2)
@@ -205,14 +229,20 @@ class TestTelemetry:
         [(attrs, point)] = metrics.points(semconv.METRIC_RATE_LIMITER_WAIT)
         assert attrs == NAME and point.count == 3 and point.sum == pytest.approx(0.8)
         assert spans.events(semconv.EVENT_RESILIENCE_RATE_LIMITED) == [
-            {semconv.RESILIENCE_NAME: "llm", semconv.RESILIENCE_WAIT: pytest.approx(0.5)}]
-        assert metrics.value(semconv.METRIC_RESILIENCE_EVENTS, {
-            semconv.RESILIENCE_EVENT: "rate_limited"}) == 1
+            {semconv.RESILIENCE_NAME: "llm", semconv.RESILIENCE_WAIT: pytest.approx(0.5)}
+        ]
+        assert (
+            metrics.value(
+                semconv.METRIC_RESILIENCE_EVENTS, {semconv.RESILIENCE_EVENT: "rate_limited"}
+            )
+            == 1
+        )
 
     def test_permits_and_rate_gauges(self, clock: VirtualClock, metrics: Metrics) -> None:
         """Gauges report available permits and the current rate from creation."""
-        limiter = RateLimiter(10, burst=5, adaptive=True, name="llm", clock=clock,
-                              meter_provider=metrics.provider)
+        limiter = RateLimiter(
+            10, burst=5, adaptive=True, name="llm", clock=clock, meter_provider=metrics.provider
+        )
         assert metrics.value(semconv.METRIC_RATE_LIMITER_PERMITS, NAME) == 5
         assert metrics.value(semconv.METRIC_RATE_LIMITER_RATE, NAME) == 10
         limiter.acquire_sync(2)
@@ -235,9 +265,13 @@ class TestTelemetry:
 
     @pytest.mark.parametrize(
         ("option", "kwargs"),
-        [("rate", {"rate": 0}), ("per", {"rate": 1, "per": -1}),
-         ("decrease_factor", {"rate": 1, "decrease_factor": 1.0}),
-         ("min_rate", {"rate": 1, "min_rate": 2}), ("max_wait_s", {"rate": 1, "max_wait_s": -1})],
+        [
+            ("rate", {"rate": 0}),
+            ("per", {"rate": 1, "per": -1}),
+            ("decrease_factor", {"rate": 1, "decrease_factor": 1.0}),
+            ("min_rate", {"rate": 1, "min_rate": 2}),
+            ("max_wait_s", {"rate": 1, "max_wait_s": -1}),
+        ],
     )
     def test_bad_options_fail_fast(self, option: str, kwargs: dict[str, float]) -> None:
         """Bad options raise ConfigurationError naming the option."""

@@ -51,8 +51,15 @@ class TestBackoff:
         self, clock: VirtualClock, spans: Spans, metrics: Metrics
     ) -> None:
         """Without jitter the delays are backoff_s * multiplier**n, capped at max_delay_s."""
-        fn = retry(6, backoff_s=0.1, multiplier=2, max_delay_s=0.5, jitter=False, clock=clock,
-                   meter_provider=metrics.provider)(Flaky(5))
+        fn = retry(
+            6,
+            backoff_s=0.1,
+            multiplier=2,
+            max_delay_s=0.5,
+            jitter=False,
+            clock=clock,
+            meter_provider=metrics.provider,
+        )(Flaky(5))
         with spans.tracer.start_as_current_span("call"):
             assert fn() == "ok"
         assert delays(spans) == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5])
@@ -62,8 +69,9 @@ class TestBackoff:
         self, clock: VirtualClock, spans: Spans
     ) -> None:
         """With jitter each delay is rng.uniform(0, ceiling): reproducible with a seeded rng."""
-        fn = retry(5, backoff_s=1.0, multiplier=3, max_delay_s=20, clock=clock,
-                   rng=random.Random(7))(Flaky(4))
+        fn = retry(
+            5, backoff_s=1.0, multiplier=3, max_delay_s=20, clock=clock, rng=random.Random(7)
+        )(Flaky(4))
         with spans.tracer.start_as_current_span("call"):
             fn()
         expected_rng = random.Random(7)
@@ -83,8 +91,9 @@ class TestBackoff:
     ) -> None:
         """A delay that would end past total_timeout_s is not taken."""
         flaky = Flaky(10)
-        policy = retry(10, backoff_s=1.0, multiplier=2, jitter=False, total_timeout_s=2.5,
-                       clock=clock)
+        policy = retry(
+            10, backoff_s=1.0, multiplier=2, jitter=False, total_timeout_s=2.5, clock=clock
+        )
         with pytest.raises(ConnectionError):
             policy(flaky)()
         assert flaky.calls == 2  # delays 1.0 then 2.0: 1 + 2 > 2.5
@@ -238,10 +247,18 @@ class TestTelemetry:
         with spans.tracer.start_as_current_span("call"):
             fn()
         assert spans.events(RETRY_EVENT) == [
-            {semconv.RESILIENCE_ATTEMPT: 1, semconv.ERROR_TYPE: "ConnectionError",
-             semconv.RESILIENCE_DELAY: 1.0, semconv.OPERATION: "llm.complete"},
-            {semconv.RESILIENCE_ATTEMPT: 2, semconv.ERROR_TYPE: "ConnectionError",
-             semconv.RESILIENCE_DELAY: 2.0, semconv.OPERATION: "llm.complete"},
+            {
+                semconv.RESILIENCE_ATTEMPT: 1,
+                semconv.ERROR_TYPE: "ConnectionError",
+                semconv.RESILIENCE_DELAY: 1.0,
+                semconv.OPERATION: "llm.complete",
+            },
+            {
+                semconv.RESILIENCE_ATTEMPT: 2,
+                semconv.ERROR_TYPE: "ConnectionError",
+                semconv.RESILIENCE_DELAY: 2.0,
+                semconv.OPERATION: "llm.complete",
+            },
         ]
 
     @pytest.mark.parametrize(
@@ -258,15 +275,21 @@ class TestTelemetry:
     ) -> None:
         """Each call is counted once under exactly one outcome."""
         fn = retry(attempts, name="op", clock=clock, meter_provider=metrics.provider)(
-            Flaky(failures))
+            Flaky(failures)
+        )
         with contextlib.suppress(ConnectionError):
             fn()
         points = metrics.points(semconv.METRIC_RESILIENCE_CALLS)
-        assert [(a, p.value) for a, p in points] == [({
-            semconv.RESILIENCE_OUTCOME: outcome,
-            semconv.RESILIENCE_STRATEGY: "retry",
-            semconv.OPERATION: "op",
-        }, 1)]
+        assert [(a, p.value) for a, p in points] == [
+            (
+                {
+                    semconv.RESILIENCE_OUTCOME: outcome,
+                    semconv.RESILIENCE_STRATEGY: "retry",
+                    semconv.OPERATION: "op",
+                },
+                1,
+            )
+        ]
 
     def test_events_counter_and_attempt_histogram(
         self, clock: VirtualClock, metrics: Metrics
@@ -280,9 +303,18 @@ class TestTelemetry:
                 raise TimeoutError
 
         retry(3, name="op", clock=clock, meter_provider=metrics.provider)(slow_then_ok)()
-        assert metrics.value(semconv.METRIC_RESILIENCE_EVENTS, {
-            semconv.RESILIENCE_EVENT: "retry", semconv.RESILIENCE_STRATEGY: "retry",
-            semconv.OPERATION: "op", semconv.ERROR_TYPE: "TimeoutError"}) == 2
+        assert (
+            metrics.value(
+                semconv.METRIC_RESILIENCE_EVENTS,
+                {
+                    semconv.RESILIENCE_EVENT: "retry",
+                    semconv.RESILIENCE_STRATEGY: "retry",
+                    semconv.OPERATION: "op",
+                    semconv.ERROR_TYPE: "TimeoutError",
+                },
+            )
+            == 2
+        )
         durations = metrics.points(semconv.METRIC_RESILIENCE_ATTEMPT_DURATION)
         by_error = {a.get(semconv.ERROR_TYPE): (p.count, p.sum) for a, p in durations}
         assert by_error == {"TimeoutError": (2, 0.5), None: (1, 0.25)}

@@ -40,8 +40,9 @@ class TestCoroutines:
                 raise
 
         started = time.monotonic()
-        with spans.tracer.start_as_current_span("call"), pytest.raises(
-            TimeoutError, match=r"llm.complete did not finish within 0.05s"
+        with (
+            spans.tracer.start_as_current_span("call"),
+            pytest.raises(TimeoutError, match=r"llm.complete did not finish within 0.05s"),
         ):
             await hang()
         assert time.monotonic() - started < BOUND_S
@@ -49,9 +50,18 @@ class TestCoroutines:
         assert spans.events(semconv.EVENT_RESILIENCE_TIMEOUT) == [
             {semconv.RESILIENCE_TIMEOUT: 0.05, semconv.OPERATION: "llm.complete"}
         ]
-        assert metrics.value(semconv.METRIC_RESILIENCE_EVENTS, {
-            semconv.RESILIENCE_EVENT: "timeout", semconv.RESILIENCE_STRATEGY: "timeout",
-            semconv.OPERATION: "llm.complete", semconv.ERROR_TYPE: "TimeoutError"}) == 1
+        assert (
+            metrics.value(
+                semconv.METRIC_RESILIENCE_EVENTS,
+                {
+                    semconv.RESILIENCE_EVENT: "timeout",
+                    semconv.RESILIENCE_STRATEGY: "timeout",
+                    semconv.OPERATION: "llm.complete",
+                    semconv.ERROR_TYPE: "TimeoutError",
+                },
+            )
+            == 1
+        )
         assert calls(metrics) == {"failed": 1}
 
     async def test_fast_call_passes_through(self, metrics: Metrics) -> None:
