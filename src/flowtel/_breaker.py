@@ -325,10 +325,10 @@ class CircuitBreaker:
                 return  # a call that started before the breaker opened; nothing to decide
             now = self.clock.now()
             self._ring.record(now, failed, slow)
-            snap = self._snapshot(now)
-            if snap.failure_rate is not None and snap.slow_call_rate is not None:
-                tripped = (snap.failure_rate >= self.failure_rate_threshold
-                           or snap.slow_call_rate >= self.slow_call_rate_threshold)
+            calls, failures, slow_calls = self._ring.totals(now)
+            if calls >= self._minimum():
+                tripped = (failures / calls >= self.failure_rate_threshold
+                           or slow_calls / calls >= self.slow_call_rate_threshold)
                 if tripped:
                     self._move(CircuitState.OPEN, now, changes)
                 elif self._state is CircuitState.HALF_OPEN:

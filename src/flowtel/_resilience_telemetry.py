@@ -160,10 +160,51 @@ def _owns(provider: MeterProvider, item: _Breaker | _Limiter) -> bool:
 _PROXY = _proxy_provider()
 
 
+class _CallTable:
+    """Call counts by (outcome, strategy, operation), read by an observable counter.
+
+    Why not a synchronous counter: ``Counter.add`` hashes and validates its attributes on every
+    call, which costs more than a closed breaker's own bookkeeping. Counting in a dict under a
+    lock and reporting at collection time exports the same cumulative sums for a fraction of
+    the cost. Memory is bounded by the number of distinct operations.
+    """
+
+    __slots__ = ("_counts", "_lock")
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> list[tuple[tuple[str, str, str], int]]:
+        with self._lock:
+            return list(self._counts.items())
+
+
+_global_calls = _CallTable()
+_provider_calls: weakref.WeakKeyDictionary[MeterProvider, _CallTable] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _call_tables(provider: MeterProvider) -> list[_CallTable]:
+    """The call tables ``provider``'s observable counter reports (see :func:`_owns`)."""
+    current = metrics.get_meter_provider()
+    tables = []
+    if provider is _PROXY or provider is current:
+        tables.append(_global_calls)
+    own = _provider_calls.get(current if provider is _PROXY else provider)
+    if own is not None:
+        tables.append(own)
+    return tables
+
+
 @dataclass(frozen=True, slots=True)
 class _Instruments:
     events: metrics.Counter
-    calls: metrics.Counter
     attempt_duration: metrics.Histogram
     limiter_wait: metrics.Histogram
 
@@ -218,6 +259,19 @@ def _create(provider: MeterProvider) -> _Instruments:
 
         return observe
 
+    def call_counts(_: CallbackOptions) -> Iterable[Observation]:
+        for table in _call_tables(provider):
+            for (outcome, strategy, operation), count in table.snapshot():
+                yield Observation(count, {
+                    semconv.RESILIENCE_OUTCOME: outcome,
+                    semconv.RESILIENCE_STRATEGY: strategy,
+                    semconv.OPERATION: operation,
+                })
+
+    calls = _metric(semconv.METRIC_RESILIENCE_CALLS)
+    meter.create_observable_counter(
+        calls.name, callbacks=[call_counts], unit=calls.unit, description=calls.description
+    )
     gauge(semconv.METRIC_CIRCUIT_STATE, breaker_states)
     gauge(semconv.METRIC_CIRCUIT_FAILURE_RATE, breaker_rate(0))
     gauge(semconv.METRIC_CIRCUIT_SLOW_CALL_RATE, breaker_rate(1))
@@ -225,7 +279,6 @@ def _create(provider: MeterProvider) -> _Instruments:
     gauge(semconv.METRIC_RATE_LIMITER_RATE, limiter_value(1))
     return _Instruments(
         events=counter(semconv.METRIC_RESILIENCE_EVENTS),
-        calls=counter(semconv.METRIC_RESILIENCE_CALLS),
         attempt_duration=histogram(semconv.METRIC_RESILIENCE_ATTEMPT_DURATION),
         limiter_wait=histogram(semconv.METRIC_RATE_LIMITER_WAIT),
     )
@@ -280,11 +333,16 @@ def record_call(
     provider: MeterProvider | None, outcome: CallOutcome, strategy: Strategy, operation: str
 ) -> None:
     """Count one call through a strategy by outcome."""
-    _instruments(provider).calls.add(1, {
-        semconv.RESILIENCE_OUTCOME: outcome.value,
-        semconv.RESILIENCE_STRATEGY: strategy.value,
-        semconv.OPERATION: operation,
-    })
+    if provider is None:
+        table = _global_calls
+    else:
+        found = _provider_calls.get(provider)
+        if found is None:
+            with _cache_lock:
+                found = _provider_calls.setdefault(provider, _CallTable())
+        table = found
+    _instruments(provider)
+    table.add((outcome.value, strategy.value, operation))
 
 
 @_never_raises
