@@ -335,13 +335,14 @@ def record_call(
     """Count one call through a strategy by outcome."""
     if provider is None:
         table = _global_calls
+        _instruments(None)  # the global provider may have changed since the last call
     else:
         found = _provider_calls.get(provider)
         if found is None:
+            _instruments(provider)
             with _cache_lock:
                 found = _provider_calls.setdefault(provider, _CallTable())
         table = found
-    _instruments(provider)
     table.add((outcome.value, strategy.value, operation))
 
 
