@@ -36,6 +36,7 @@ __all__ = [
     "CallOutcome",
     "ResilienceEvent",
     "Strategy",
+    "bind_global_provider",
     "error_type",
     "operation_name",
     "record_attempt",
@@ -293,6 +294,17 @@ def _instruments(provider: MeterProvider | None) -> _Instruments:
             if found is None:
                 found = _cache[resolved] = _create(resolved)
     return found
+
+
+@_never_raises
+def bind_global_provider() -> None:
+    """Create the instruments on the current global provider now, not at the next call.
+
+    ``configure_telemetry()`` calls this after installing a new global MeterProvider, so idle
+    breakers and limiters are reported by the new provider's gauges from the first export.
+    """
+    if _breakers or _limiters:
+        _instruments(None)
 
 
 @_never_raises

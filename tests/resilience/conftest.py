@@ -14,9 +14,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from resilience_support import Metrics, Spans
 
 from flowtel.resilience import VirtualClock
+from tests.resilience.resilience_support import Metrics, Spans
 
 
 @pytest.fixture

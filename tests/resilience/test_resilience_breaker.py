@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from resilience_support import Metrics, Spans
 
 from flowtel import semconv
 from flowtel.exceptions import CircuitOpenError, ConfigurationError
@@ -23,6 +22,7 @@ from flowtel.resilience import (
     VirtualClock,
     circuit_breaker,
 )
+from tests.resilience.resilience_support import Metrics, Spans
 
 pytestmark = pytest.mark.anyio
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN

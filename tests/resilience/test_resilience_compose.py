@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from resilience_support import Metrics, Spans
 
 from flowtel import resilience, semconv
 from flowtel.exceptions import CircuitOpenError
@@ -24,6 +23,7 @@ from flowtel.resilience import (
     retry,
     timeout,
 )
+from tests.resilience.resilience_support import Metrics, Spans
 
 pytestmark = pytest.mark.anyio
 SRC = str(Path(__file__).resolve().parents[2] / "src")

@@ -7,11 +7,11 @@ import threading
 
 import httpx
 import pytest
-from resilience_support import Metrics, Spans
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError, RateLimitExceededError
 from flowtel.resilience import RateLimiter, VirtualClock, is_http_429, rate_limit
+from tests.resilience.resilience_support import Metrics, Spans
 
 pytestmark = pytest.mark.anyio
 NAME = {semconv.RESILIENCE_NAME: "llm"}

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from resilience_support import Metrics, Spans
 
 from flowtel import resilience, semconv
 from flowtel.exceptions import CircuitOpenError, ConfigurationError
 from flowtel.resilience import VirtualClock, retry
+from tests.resilience.resilience_support import Metrics, Spans
 
 pytestmark = pytest.mark.anyio
 RETRY_EVENT = semconv.EVENT_RESILIENCE_RETRY

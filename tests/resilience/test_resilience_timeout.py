@@ -8,11 +8,11 @@ import time
 
 import pytest
 from opentelemetry import trace
-from resilience_support import Metrics, Spans
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError
 from flowtel.resilience import VirtualClock, timeout
+from tests.resilience.resilience_support import Metrics, Spans
 
 pytestmark = pytest.mark.anyio
 
