@@ -185,34 +185,9 @@ class TestNeverBreaksTheHost:
 
 
 class TestGlobalProvider:
-    def test_breaker_made_before_the_provider_reports_after_it_is_set(self) -> None:
-        """Strategies without a provider follow the global one, even if created before it."""
-        script = textwrap.dedent(
-            """
-            from opentelemetry import metrics
-            from opentelemetry.sdk.metrics import MeterProvider
-            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-            from flowtel.resilience import circuit_breaker, retry
-
-            breaker = circuit_breaker("early")          # the global provider is still a proxy
-            reader = InMemoryMetricReader()
-            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-            retry(1)(lambda: None)()
-            late = circuit_breaker("late")
-            seen = []
-            for rm in reader.get_metrics_data().resource_metrics:
-                for sm in rm.scope_metrics:
-                    for m in sm.metrics:
-                        for p in m.data.data_points:
-                            seen.append((m.name, dict(p.attributes), getattr(p, "value", None)))
-            states = sorted((a["flowtel.resilience.name"], a["flowtel.circuit.state"], v)
-                            for n, a, v in seen if n == "flowtel.circuit_breaker.state")
-            calls = [v for n, a, v in seen if n == "flowtel.resilience.calls"]
-            print(states, calls)
-            """
-        )
+    def run(self, script: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-W", "error", "-c", script],
+            [sys.executable, "-W", "error", "-c", PRELUDE + textwrap.dedent(script)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -220,7 +195,67 @@ class TestGlobalProvider:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == (
+        return done.stdout.strip()
+
+    def test_breaker_made_before_the_provider_reports_after_it_is_set(self) -> None:
+        """Strategies without a provider follow the global one, even if created before it."""
+        out = self.run(
+            """
+            breaker = circuit_breaker("early")          # the global provider is still a proxy
+            reader = InMemoryMetricReader()
+            metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+            retry(1)(lambda: None)()
+            late = circuit_breaker("late")
+            print(states(reader), calls(reader))
+            """
+        )
+        assert out == (
             "[('early', 'closed', 1), ('early', 'half_open', 0), ('early', 'open', 0), "
             "('late', 'closed', 1), ('late', 'half_open', 0), ('late', 'open', 0)] [1]"
         )
+
+    def test_reconfigured_provider_reports_idle_breakers(self) -> None:
+        """After configure_telemetry(force=True), bind_global_provider() moves the gauges."""
+        out = self.run(
+            """
+            import flowtel
+            from flowtel._resilience_telemetry import bind_global_provider
+
+            def configure(reader):
+                return flowtel.configure_telemetry(
+                    service_name="t", exporter="none", logging=False, force=True,
+                    metric_readers=[reader])
+
+            first, second = InMemoryMetricReader(), InMemoryMetricReader()
+            configure(first)
+            idle = circuit_breaker("idle")
+            configure(second)
+            before = states(second)
+            bind_global_provider()
+            print(before, states(second))
+            """
+        )
+        assert out == "[] [('idle', 'closed', 1), ('idle', 'half_open', 0), ('idle', 'open', 0)]"
+
+
+PRELUDE = """
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from flowtel.resilience import circuit_breaker, retry
+
+def points(reader):
+    data = reader.get_metrics_data()
+    for rm in data.resource_metrics if data else ():
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                for p in m.data.data_points:
+                    yield m.name, dict(p.attributes), getattr(p, "value", None)
+
+def states(reader):
+    return sorted((a["flowtel.resilience.name"], a["flowtel.circuit.state"], v)
+                  for n, a, v in points(reader) if n == "flowtel.circuit_breaker.state")
+
+def calls(reader):
+    return [v for n, a, v in points(reader) if n == "flowtel.resilience.calls"]
+"""
