@@ -63,8 +63,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _log = logging.getLogger("flowtel.resilience")
 
-ExceptionMatcher = type[BaseException] | tuple[type[BaseException], ...] | Callable[
-    [BaseException], bool]
+ExceptionMatcher = (
+    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+)
 """Exception types, or a predicate over an exception."""
 
 
@@ -112,8 +113,9 @@ _starts: contextvars.ContextVar[tuple[float, ...]] = contextvars.ContextVar(
 )
 
 
-def _matcher(option: str, value: ExceptionMatcher | None, default: bool) -> Callable[
-        [BaseException], bool]:
+def _matcher(
+    option: str, value: ExceptionMatcher | None, default: bool
+) -> Callable[[BaseException], bool]:
     if value is None:
         return (lambda e: isinstance(e, Exception)) if default else (lambda e: False)
     if isinstance(value, type) and issubclass(value, BaseException):
@@ -151,13 +153,16 @@ class CircuitBreaker:
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        for option, rate in (("failure_rate_threshold", failure_rate_threshold),
-                             ("slow_call_rate_threshold", slow_call_rate_threshold)):
+        for option, rate in (
+            ("failure_rate_threshold", failure_rate_threshold),
+            ("slow_call_rate_threshold", slow_call_rate_threshold),
+        ):
             if not 0 < rate <= 1:
                 raise ConfigurationError(option, rate, "a fraction in (0, 1]")
         if slow_call_duration_s is not None and slow_call_duration_s <= 0:
-            raise ConfigurationError("slow_call_duration_s", slow_call_duration_s,
-                                     "None or a float > 0")
+            raise ConfigurationError(
+                "slow_call_duration_s", slow_call_duration_s, "None or a float > 0"
+            )
         if isinstance(window, CountWindow) and window.size < 1:
             raise ConfigurationError("window", window, "CountWindow(size >= 1)")
         if isinstance(window, TimeWindow) and (window.size_s <= 0 or window.buckets < 1):
@@ -176,8 +181,9 @@ class CircuitBreaker:
         self.slow_call_rate_threshold = slow_call_rate_threshold
         self.window = window
         # As in resilience4j, a count window smaller than minimum_calls lowers the minimum.
-        self.minimum_calls = (min(minimum_calls, window.size) if isinstance(window, CountWindow)
-                              else minimum_calls)
+        self.minimum_calls = (
+            min(minimum_calls, window.size) if isinstance(window, CountWindow) else minimum_calls
+        )
         self.open_for_s = open_for_s
         self.half_open_calls = half_open_calls
         self.meter_provider = meter_provider
@@ -212,8 +218,9 @@ class CircuitBreaker:
         return TimeRing(self.window.size_s, self.window.buckets)
 
     def _minimum(self) -> int:
-        return self.half_open_calls if self._state is CircuitState.HALF_OPEN else (
-            self.minimum_calls)
+        return (
+            self.half_open_calls if self._state is CircuitState.HALF_OPEN else (self.minimum_calls)
+        )
 
     def metrics(self) -> BreakerMetrics:
         """A consistent snapshot of the current window."""
@@ -254,14 +261,19 @@ class CircuitBreaker:
 
     def _announce(self, changes: list[StateTransition]) -> None:
         for change in changes:
-            record_event(self.meter_provider, _STATE_EVENTS[change.to_state],
-                         Strategy.CIRCUIT_BREAKER, self.name)
+            record_event(
+                self.meter_provider,
+                _STATE_EVENTS[change.to_state],
+                Strategy.CIRCUIT_BREAKER,
+                self.name,
+            )
             for listener in list(self._listeners):
                 try:
                     listener(change)
                 except Exception:
-                    _log.warning("circuit breaker %r: listener %r failed", self.name, listener,
-                                 exc_info=True)
+                    _log.warning(
+                        "circuit breaker %r: listener %r failed", self.name, listener, exc_info=True
+                    )
 
     def acquire_permission(self) -> None:
         """Take a permit for one call.
@@ -276,24 +288,33 @@ class CircuitBreaker:
                 self._move(CircuitState.HALF_OPEN, now, changes)
             state = self._state
             permitted = state is CircuitState.CLOSED or (
-                state is CircuitState.HALF_OPEN and self._permits > 0)
+                state is CircuitState.HALF_OPEN and self._permits > 0
+            )
             if permitted and state is CircuitState.HALF_OPEN:
                 self._permits -= 1
             remaining_s = max(self._opened_at + self.open_for_s - now, 0.0)
         self._announce(changes)
         if permitted:
             return
-        record_event(self.meter_provider, ResilienceEvent.REJECTED, Strategy.CIRCUIT_BREAKER,
-                     self.name)
-        record_call(self.meter_provider, CallOutcome.NOT_PERMITTED, Strategy.CIRCUIT_BREAKER,
-                    self.name)
-        span_event(semconv.EVENT_RESILIENCE_REJECTED, {
-            semconv.RESILIENCE_NAME: self.name,
-            semconv.RESILIENCE_STRATEGY: Strategy.CIRCUIT_BREAKER.value,
-            semconv.CIRCUIT_STATE: state.value,
-        })
-        detail = (f"open, half-open in {remaining_s:.3f}s" if state is CircuitState.OPEN
-                  else "half-open, all trial permits taken")
+        record_event(
+            self.meter_provider, ResilienceEvent.REJECTED, Strategy.CIRCUIT_BREAKER, self.name
+        )
+        record_call(
+            self.meter_provider, CallOutcome.NOT_PERMITTED, Strategy.CIRCUIT_BREAKER, self.name
+        )
+        span_event(
+            semconv.EVENT_RESILIENCE_REJECTED,
+            {
+                semconv.RESILIENCE_NAME: self.name,
+                semconv.RESILIENCE_STRATEGY: Strategy.CIRCUIT_BREAKER.value,
+                semconv.CIRCUIT_STATE: state.value,
+            },
+        )
+        detail = (
+            f"open, half-open in {remaining_s:.3f}s"
+            if state is CircuitState.OPEN
+            else "half-open, all trial permits taken"
+        )
         raise CircuitOpenError(f"circuit breaker {self.name!r} is {detail}")
 
     def release_permission(self) -> None:
@@ -314,8 +335,9 @@ class CircuitBreaker:
         else:
             self._on_result(duration_s, failed=_safe(self._record, exc))
         if isinstance(exc, Exception):
-            record_call(self.meter_provider, CallOutcome.FAILED, Strategy.CIRCUIT_BREAKER,
-                        self.name)
+            record_call(
+                self.meter_provider, CallOutcome.FAILED, Strategy.CIRCUIT_BREAKER, self.name
+            )
 
     def _on_result(self, duration_s: float, failed: bool) -> None:
         slow = self.slow_call_duration_s is not None and duration_s > self.slow_call_duration_s
@@ -327,8 +349,10 @@ class CircuitBreaker:
             self._ring.record(now, failed, slow)
             calls, failures, slow_calls = self._ring.totals(now)
             if calls >= self._minimum():
-                tripped = (failures / calls >= self.failure_rate_threshold
-                           or slow_calls / calls >= self.slow_call_rate_threshold)
+                tripped = (
+                    failures / calls >= self.failure_rate_threshold
+                    or slow_calls / calls >= self.slow_call_rate_threshold
+                )
                 if tripped:
                     self._move(CircuitState.OPEN, now, changes)
                 elif self._state is CircuitState.HALF_OPEN:

@@ -145,11 +145,14 @@ class RateLimiter:
                 self._tokens = after
                 return wait
         record_event(self.meter_provider, ResilienceEvent.REJECTED, Strategy.RATE_LIMIT, self.name)
-        span_event(semconv.EVENT_RESILIENCE_REJECTED, {
-            semconv.RESILIENCE_NAME: self.name,
-            semconv.RESILIENCE_STRATEGY: Strategy.RATE_LIMIT.value,
-            semconv.RESILIENCE_WAIT: wait,
-        })
+        span_event(
+            semconv.EVENT_RESILIENCE_REJECTED,
+            {
+                semconv.RESILIENCE_NAME: self.name,
+                semconv.RESILIENCE_STRATEGY: Strategy.RATE_LIMIT.value,
+                semconv.RESILIENCE_WAIT: wait,
+            },
+        )
         raise RateLimitExceededError(
             f"rate limiter {self.name!r}: a permit needs {wait:.3f}s, over max_wait_s={limit}"
         )
@@ -162,12 +165,16 @@ class RateLimiter:
     def _waited(self, wait_s: float) -> None:
         record_wait(self.meter_provider, self.name, wait_s)
         if wait_s > self.wait_event_threshold_s:
-            record_event(self.meter_provider, ResilienceEvent.RATE_LIMITED, Strategy.RATE_LIMIT,
-                         self.name)
-            span_event(semconv.EVENT_RESILIENCE_RATE_LIMITED, {
-                semconv.RESILIENCE_NAME: self.name,
-                semconv.RESILIENCE_WAIT: wait_s,
-            })
+            record_event(
+                self.meter_provider, ResilienceEvent.RATE_LIMITED, Strategy.RATE_LIMIT, self.name
+            )
+            span_event(
+                semconv.EVENT_RESILIENCE_RATE_LIMITED,
+                {
+                    semconv.RESILIENCE_NAME: self.name,
+                    semconv.RESILIENCE_WAIT: wait_s,
+                },
+            )
 
     async def acquire(self, permits: float = 1.0, *, max_wait_s: float | None = _UNSET) -> float:
         """Wait for ``permits``; return the seconds waited.
@@ -242,16 +249,18 @@ class RateLimiter:
         try:
             self.acquire_sync()
         except RateLimitExceededError:
-            record_call(self.meter_provider, CallOutcome.NOT_PERMITTED, Strategy.RATE_LIMIT,
-                        self.name)
+            record_call(
+                self.meter_provider, CallOutcome.NOT_PERMITTED, Strategy.RATE_LIMIT, self.name
+            )
             raise
 
     async def _apermit(self) -> None:
         try:
             await self.acquire()
         except RateLimitExceededError:
-            record_call(self.meter_provider, CallOutcome.NOT_PERMITTED, Strategy.RATE_LIMIT,
-                        self.name)
+            record_call(
+                self.meter_provider, CallOutcome.NOT_PERMITTED, Strategy.RATE_LIMIT, self.name
+            )
             raise
 
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
@@ -366,9 +375,18 @@ def rate_limit(
         ConfigurationError: An option is out of range.
     """
     return RateLimiter(
-        rate, per, burst=burst, max_wait_s=max_wait_s, adaptive=adaptive,
-        is_throttled=is_throttled, min_rate=min_rate, decrease_factor=decrease_factor,
-        recovery_s=recovery_s, decrease_cooldown_s=decrease_cooldown_s,
-        wait_event_threshold_s=wait_event_threshold_s, name=name, clock=clock,
+        rate,
+        per,
+        burst=burst,
+        max_wait_s=max_wait_s,
+        adaptive=adaptive,
+        is_throttled=is_throttled,
+        min_rate=min_rate,
+        decrease_factor=decrease_factor,
+        recovery_s=recovery_s,
+        decrease_cooldown_s=decrease_cooldown_s,
+        wait_event_threshold_s=wait_event_threshold_s,
+        name=name,
+        clock=clock,
         meter_provider=meter_provider,
     )

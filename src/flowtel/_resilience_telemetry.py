@@ -113,8 +113,9 @@ def _never_raises(fn: _F) -> _F:
         except Exception:
             if fn.__name__ not in _warned:
                 _warned.add(fn.__name__)
-                _log.warning("flowtel.resilience telemetry failed in %s", fn.__name__,
-                             exc_info=True)
+                _log.warning(
+                    "flowtel.resilience telemetry failed in %s", fn.__name__, exc_info=True
+                )
 
     return wrapper  # type: ignore[return-value]
 
@@ -186,9 +187,7 @@ class _CallTable:
 
 
 _global_calls = _CallTable()
-_provider_calls: weakref.WeakKeyDictionary[MeterProvider, _CallTable] = (
-    weakref.WeakKeyDictionary()
-)
+_provider_calls: weakref.WeakKeyDictionary[MeterProvider, _CallTable] = weakref.WeakKeyDictionary()
 
 
 def _call_tables(provider: MeterProvider) -> list[_CallTable]:
@@ -239,8 +238,9 @@ def _create(provider: MeterProvider) -> _Instruments:
         for b in list(_breakers):
             if _owns(provider, b):
                 for state, value in b._gauge_states():
-                    yield Observation(value, {semconv.RESILIENCE_NAME: b.name,
-                                              semconv.CIRCUIT_STATE: state})
+                    yield Observation(
+                        value, {semconv.RESILIENCE_NAME: b.name, semconv.CIRCUIT_STATE: state}
+                    )
 
     def breaker_rate(index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
@@ -255,19 +255,23 @@ def _create(provider: MeterProvider) -> _Instruments:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
             for lim in list(_limiters):
                 if _owns(provider, lim):
-                    yield Observation(lim._gauge_permits()[index],
-                                      {semconv.RESILIENCE_NAME: lim.name})
+                    yield Observation(
+                        lim._gauge_permits()[index], {semconv.RESILIENCE_NAME: lim.name}
+                    )
 
         return observe
 
     def call_counts(_: CallbackOptions) -> Iterable[Observation]:
         for table in _call_tables(provider):
             for (outcome, strategy, operation), count in table.snapshot():
-                yield Observation(count, {
-                    semconv.RESILIENCE_OUTCOME: outcome,
-                    semconv.RESILIENCE_STRATEGY: strategy,
-                    semconv.OPERATION: operation,
-                })
+                yield Observation(
+                    count,
+                    {
+                        semconv.RESILIENCE_OUTCOME: outcome,
+                        semconv.RESILIENCE_STRATEGY: strategy,
+                        semconv.OPERATION: operation,
+                    },
+                )
 
     calls = _metric(semconv.METRIC_RESILIENCE_CALLS)
     meter.create_observable_counter(

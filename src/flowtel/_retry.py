@@ -248,6 +248,8 @@ class _Run:
     def failed(self, exc: BaseException, attempt_start: float) -> float | None:
         """Record a failed attempt; return the delay before the next one, or None to give up."""
         p = self.policy
+        if not isinstance(exc, Exception):
+            return None  # cancellation or interpreter exit: not an outcome of the call
         now = self.clock.now()
         err = error_type(exc)
         record_attempt(p.meter_provider, self.operation, now - attempt_start, err)
@@ -257,24 +259,25 @@ class _Run:
             record_call(p.meter_provider, outcome, Strategy.RETRY, self.operation)
             return None
         record_event(p.meter_provider, ResilienceEvent.RETRY, Strategy.RETRY, self.operation, err)
-        span_event(semconv.EVENT_RESILIENCE_RETRY, {
-            semconv.RESILIENCE_ATTEMPT: self.attempt,
-            semconv.ERROR_TYPE: err,
-            semconv.RESILIENCE_DELAY: delay,
-            semconv.OPERATION: self.operation,
-        })
+        span_event(
+            semconv.EVENT_RESILIENCE_RETRY,
+            {
+                semconv.RESILIENCE_ATTEMPT: self.attempt,
+                semconv.ERROR_TYPE: err,
+                semconv.RESILIENCE_DELAY: delay,
+                semconv.OPERATION: self.operation,
+            },
+        )
         self.attempt += 1
         return delay
 
     def _next_delay(self, exc: BaseException, now: float) -> float | None:
         p = self.policy
-        if not isinstance(exc, Exception) or self.attempt >= p.attempts:
+        if self.attempt >= p.attempts:
             return None
         if not _safe_call(p._retry_on, exc):
             return None
-        hint: float | None = (
-            _safe_call(p._retry_after, exc) if p._retry_after is not None else None
-        )
+        hint: float | None = _safe_call(p._retry_after, exc) if p._retry_after is not None else None
         if hint is not None:
             if hint > p.max_delay_s:
                 return None  # retrying before the upstream is ready would only fail again

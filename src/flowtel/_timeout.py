@@ -74,13 +74,21 @@ class Timeout:
         self._sync_blocks: dict[int, float] = {}
 
     def _timed_out(self, operation: str) -> TimeoutError:
-        record_event(self.meter_provider, ResilienceEvent.TIMEOUT, Strategy.TIMEOUT, operation,
-                     error_type(TimeoutError()))
+        record_event(
+            self.meter_provider,
+            ResilienceEvent.TIMEOUT,
+            Strategy.TIMEOUT,
+            operation,
+            error_type(TimeoutError()),
+        )
         record_call(self.meter_provider, CallOutcome.FAILED, Strategy.TIMEOUT, operation)
-        span_event(semconv.EVENT_RESILIENCE_TIMEOUT, {
-            semconv.RESILIENCE_TIMEOUT: self.timeout_s,
-            semconv.OPERATION: operation,
-        })
+        span_event(
+            semconv.EVENT_RESILIENCE_TIMEOUT,
+            {
+                semconv.RESILIENCE_TIMEOUT: self.timeout_s,
+                semconv.OPERATION: operation,
+            },
+        )
         return TimeoutError(f"{operation} did not finish within {self.timeout_s:g}s")
 
     def _finished(self, operation: str, ok: bool) -> None:
@@ -124,8 +132,7 @@ class Timeout:
                 finally:
                     done.set()
 
-            worker = threading.Thread(target=run, name=f"flowtel-timeout:{operation}",
-                                      daemon=True)
+            worker = threading.Thread(target=run, name=f"flowtel-timeout:{operation}", daemon=True)
             worker.start()
             if not done.wait(self.timeout_s):
                 raise self._timed_out(operation)

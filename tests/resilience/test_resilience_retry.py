@@ -319,6 +319,25 @@ class TestTelemetry:
         by_error = {a.get(semconv.ERROR_TYPE): (p.count, p.sum) for a, p in durations}
         assert by_error == {"TimeoutError": (2, 0.5), None: (1, 0.25)}
 
+    async def test_cancellation_is_not_an_outcome(
+        self, clock: VirtualClock, metrics: Metrics
+    ) -> None:
+        """A cancelled call is neither retried nor counted."""
+        started = asyncio.Event()
+
+        @retry(3, clock=clock, meter_provider=metrics.provider)
+        async def hang() -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(hang())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert metrics.points(semconv.METRIC_RESILIENCE_CALLS) == []
+        assert metrics.points(semconv.METRIC_RESILIENCE_EVENTS) == []
+
     def test_no_current_span_is_fine(self, clock: VirtualClock) -> None:
         """Without a recording span the retry still works and emits no error."""
         assert retry(2, clock=clock)(Flaky(1))() == "ok"
