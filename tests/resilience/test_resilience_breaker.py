@@ -100,6 +100,17 @@ class TestCountWindow:
             drive(call, "f" if fail else "s")
         assert cb.state is CLOSED and cb.metrics().failure_rate == 0.25
 
+    def test_threshold_is_compared_as_a_rate(self, clock: VirtualClock, upstream: Upstream) -> None:
+        """3 failures in 10 calls opens at a 0.3 threshold (no float rounding surprise)."""
+        cb = breaker(clock, window=CountWindow(10), minimum_calls=10, failure_rate_threshold=0.3)
+        call = cb(upstream)
+        drive(call, "sssssss")
+        upstream.fail = True
+        drive(call, "ff")
+        assert cb.state is CLOSED
+        drive(call, "f")
+        assert cb.state is OPEN
+
     def test_minimum_is_capped_by_a_smaller_count_window(self, clock: VirtualClock) -> None:
         """As in resilience4j, minimum_calls above the window size becomes the window size."""
         assert breaker(clock, window=CountWindow(10), minimum_calls=100).minimum_calls == 10
