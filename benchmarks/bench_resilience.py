@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -67,6 +68,8 @@ def main() -> None:
     breaker = circuit_breaker("bench", meter_provider=mp)(upstream)
     limiter = rate_limit(1e12, burst=1e12, meter_provider=mp)(upstream)
     retried = retry(3, meter_provider=mp)(upstream)
+    retried_noop = retry(3, meter_provider=NoOpMeterProvider())(upstream)
+    breaker_noop = circuit_breaker("noop", meter_provider=NoOpMeterProvider())(upstream)
     abreaker = circuit_breaker("abench", meter_provider=mp)(aupstream)
     alimiter = rate_limit(1e12, burst=1e12, meter_provider=mp)(aupstream)
     atimeout = timeout(10.0, meter_provider=mp)(aupstream)
@@ -77,6 +80,8 @@ def main() -> None:
         ("closed circuit breaker", per_call_us(breaker, calls)),
         ("rate limiter with capacity", per_call_us(limiter, calls)),
         ("retry, first attempt succeeds", per_call_us(retried, calls)),
+        ("  same, no-op meter (logic only)", per_call_us(retried_noop, calls)),
+        ("  closed breaker, no-op meter", per_call_us(breaker_noop, calls)),
     ]
     try:
         import tenacity
