@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -23,27 +24,33 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from flowtel.resilience import circuit_breaker, rate_limit, retry, timeout
 
-REPEATS = 5
+REPEATS = 7
 
 
-def per_call_us(fn: Callable[[], object], calls: int) -> float:
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, time.perf_counter() - start)
-    return best / calls * 1e6
+def batch_s(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return time.perf_counter() - start
 
 
-def per_call_us_async(fn: Callable[[], Awaitable[object]], calls: int) -> float:
+def batch_async_s(fn: Callable[[], Awaitable[object]], calls: int) -> float:
     async def loop() -> float:
         start = time.perf_counter()
         for _ in range(calls):
             await fn()
         return time.perf_counter() - start
 
-    return min(asyncio.run(loop()) for _ in range(REPEATS)) / calls * 1e6
+    return asyncio.run(loop())
+
+
+def best_us(rows: list[tuple[str, Callable[[], float], int]]) -> dict[str, float]:
+    """Best per-call time of each row; rounds interleave the rows so load drift hits all alike."""
+    best = {name: float("inf") for name, _, _ in rows}
+    for _ in range(REPEATS):
+        for name, run, calls in rows:
+            best[name] = min(best[name], run() / calls * 1e6)
+    return best
 
 
 def main() -> None:
@@ -74,14 +81,20 @@ def main() -> None:
     alimiter = rate_limit(1e12, burst=1e12, meter_provider=mp)(aupstream)
     atimeout = timeout(10.0, meter_provider=mp)(aupstream)
 
-    rows: list[tuple[str, float]] = [
-        ("bare call", per_call_us(upstream, calls)),
-        ("raw OTel span around the call", per_call_us(in_span, calls)),
-        ("closed circuit breaker", per_call_us(breaker, calls)),
-        ("rate limiter with capacity", per_call_us(limiter, calls)),
-        ("retry, first attempt succeeds", per_call_us(retried, calls)),
-        ("  same, no-op meter (logic only)", per_call_us(retried_noop, calls)),
-        ("  closed breaker, no-op meter", per_call_us(breaker_noop, calls)),
+    def sync(name: str, fn: Callable[[], object], n: int = calls) -> tuple[str, Any, int]:
+        return name, lambda: batch_s(fn, n), n
+
+    def coro(name: str, fn: Callable[[], Awaitable[object]]) -> tuple[str, Any, int]:
+        return name, lambda: batch_async_s(fn, calls), calls
+
+    sync_rows = [
+        sync("bare call", upstream),
+        sync("raw OTel span around the call", in_span),
+        sync("closed circuit breaker", breaker),
+        sync("  breaker logic only (no-op meter)", breaker_noop),
+        sync("rate limiter with capacity", limiter),
+        sync("retry, first attempt succeeds", retried),
+        sync("  retry logic only (no-op meter)", retried_noop),
     ]
     try:
         import tenacity
@@ -93,21 +106,24 @@ def main() -> None:
             wait=tenacity.wait_random_exponential(multiplier=0.1, max=10),
             reraise=True,
         )(upstream)
-        rows.append(("tenacity.retry, first attempt succeeds", per_call_us(ten, calls // 5)))
-    bare_async = per_call_us_async(aupstream, calls)
+        sync_rows.append(sync("tenacity.retry, first attempt succeeds", ten, calls // 5))
     async_rows = [
-        ("bare coroutine call", bare_async),
-        ("closed circuit breaker (async)", per_call_us_async(abreaker, calls)),
-        ("rate limiter with capacity (async)", per_call_us_async(alimiter, calls)),
-        ("timeout (asyncio.timeout)", per_call_us_async(atimeout, calls)),
+        coro("bare coroutine call", aupstream),
+        coro("closed circuit breaker (async)", abreaker),
+        coro("rate limiter with capacity (async)", alimiter),
+        coro("timeout (asyncio.timeout)", atimeout),
     ]
+    measured = best_us(sync_rows + async_rows)
+    rows = [(name, measured[name]) for name, _, _ in sync_rows]
+    arows = [(name, measured[name]) for name, _, _ in async_rows]
+    bare_async = arows[0][1]
 
     bare, span = rows[0][1], rows[1][1]
     print(f"{'sync':40} {'us/call':>9} {'x bare':>8} {'x span':>8}")
     for name, us in rows:
         print(f"{name:40} {us:9.3f} {us / bare:8.1f} {us / span:8.2f}")
     print(f"\n{'async':40} {'us/call':>9} {'x bare':>8} {'x span':>8}")
-    for name, us in async_rows:
+    for name, us in arows:
         print(f"{name:40} {us:9.3f} {us / bare_async:8.1f} {us / span:8.2f}")
     mp.shutdown()
 
