@@ -42,3 +42,27 @@ class TestPublicApi:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
+
+
+class TestDocsExample:
+    def test_stacked_agent_example_runs(self) -> None:
+        """examples/resilience_agent.py (shown in docs/resilience.md) runs and tells its story."""
+        root = Path(__file__).resolve().parents[2]
+        done = subprocess.run(
+            [sys.executable, str(root / "examples" / "resilience_agent.py")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PYTHONPATH": SRC},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
+        assert "answer: echo: plan the trip" in out
+        assert "step 2 failed: CircuitOpenError" in out
+        assert "flowtel.resilience.delay_s=1.00" in out  # the Retry-After hint
+        assert "flowtel.circuit_breaker.state{name=llm-api,state=open} 1" in out
+        assert (
+            "flowtel.resilience.calls{outcome=success_after_retry,strategy=retry,"
+            "operation=llm.complete} 1" in out
+        )
