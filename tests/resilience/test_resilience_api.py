@@ -59,7 +59,7 @@ class TestDocsExample:
         assert done.returncode == 0, done.stderr
         out = done.stdout
         assert "answer: echo: plan the trip" in out
-        assert "step 2 failed: CircuitOpenError" in out
+        assert "step 3 failed: CircuitOpenError" in out
         assert "flowtel.resilience.delay_s=1.00" in out  # the Retry-After hint
         assert "flowtel.circuit_breaker.state{name=llm-api,state=open} 1" in out
         assert (
