@@ -281,6 +281,8 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: The breaker is open, or half-open with every trial permit taken.
         """
+        if self._state is CircuitState.CLOSED:
+            return  # fast path: an attribute read is atomic, and CLOSED takes no permit
         changes: list[StateTransition] = []
         with self._lock:
             now = self.clock.now()
@@ -340,12 +342,12 @@ class CircuitBreaker:
             )
 
     def _on_result(self, duration_s: float, failed: bool) -> None:
+        now = self.clock.now()
         slow = self.slow_call_duration_s is not None and duration_s > self.slow_call_duration_s
         changes: list[StateTransition] = []
         with self._lock:
             if self._state is CircuitState.OPEN:
                 return  # a call that started before the breaker opened; nothing to decide
-            now = self.clock.now()
             self._ring.record(now, failed, slow)
             calls, failures, slow_calls = self._ring.totals(now)
             if calls >= self._minimum():
