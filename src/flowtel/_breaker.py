@@ -281,7 +281,7 @@ class CircuitBreaker:
         Raises:
             CircuitOpenError: The breaker is open, or half-open with every trial permit taken.
         """
-        if self._state is CircuitState.CLOSED:
+        if self.state is CircuitState.CLOSED:
             return  # fast path: an attribute read is atomic, and CLOSED takes no permit
         changes: list[StateTransition] = []
         with self._lock:
