@@ -77,8 +77,8 @@ class RateLimiter:
         _positive("rate", rate)
         _positive("per", per)
         _positive("recovery_s", recovery_s)
-        if burst is not None:
-            _positive("burst", burst)
+        if burst is not None and not burst >= 1:
+            raise ConfigurationError("burst", burst, "None or a number >= 1 (one call's permit)")
         if max_wait_s is not None and max_wait_s < 0:
             raise ConfigurationError("max_wait_s", max_wait_s, "None or a float >= 0")
         if not 0 < decrease_factor < 1:

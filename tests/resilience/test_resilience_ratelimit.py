@@ -271,6 +271,7 @@ class TestTelemetry:
             ("decrease_factor", {"rate": 1, "decrease_factor": 1.0}),
             ("min_rate", {"rate": 1, "min_rate": 2}),
             ("max_wait_s", {"rate": 1, "max_wait_s": -1}),
+            ("burst", {"rate": 1, "burst": 0.5}),
         ],
     )
     def test_bad_options_fail_fast(self, option: str, kwargs: dict[str, float]) -> None:
