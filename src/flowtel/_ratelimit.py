@@ -81,6 +81,12 @@ class RateLimiter:
             raise ConfigurationError("burst", burst, "None or a number >= 1 (one call's permit)")
         if max_wait_s is not None and max_wait_s < 0:
             raise ConfigurationError("max_wait_s", max_wait_s, "None or a float >= 0")
+        for option, value in (
+            ("decrease_cooldown_s", decrease_cooldown_s),
+            ("wait_event_threshold_s", wait_event_threshold_s),
+        ):
+            if value < 0:
+                raise ConfigurationError(option, value, "a number >= 0 (seconds)")
         if not 0 < decrease_factor < 1:
             raise ConfigurationError("decrease_factor", decrease_factor, "a float in (0, 1)")
         if min_rate is not None and not 0 < min_rate <= rate:
