@@ -1,31 +1,45 @@
-"""Resilience metrics and span events travel through configure_telemetry() to a real OTLP receiver."""
+"""Resilience metrics and span events reach real OTLP receivers through configure_telemetry()."""
 
 from __future__ import annotations
+
+import pytest
 
 import flowtel
 from flowtel import resilience, semconv
 from flowtel.resilience import circuit_breaker, retry
-from tests.support.otlp_receiver import OtlpGrpcReceiver
+from tests.support.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver
+
+Receiver = OtlpGrpcReceiver | OtlpHttpReceiver
+
+
+@pytest.fixture(params=["grpc", "http/protobuf"])
+def receiver(
+    request: pytest.FixtureRequest, otlp_grpc: OtlpGrpcReceiver, otlp_http: OtlpHttpReceiver
+) -> Receiver:
+    return otlp_grpc if request.param == "grpc" else otlp_http
 
 
 class TestOtlpExport:
-    def test_metrics_and_events_arrive_over_grpc(self, otlp_grpc: OtlpGrpcReceiver) -> None:
+    def test_metrics_and_events_arrive(self, receiver: Receiver) -> None:
         """Breaker state, call outcomes, retries and the retry span event reach the receiver."""
+        protocol = "grpc" if isinstance(receiver, OtlpGrpcReceiver) else "http/protobuf"
+        # Names unique per run: call counts on the global provider are cumulative per process.
+        operation, upstream = f"otlp.fetch.{protocol}", f"otlp-upstream-{protocol}"
         telemetry = flowtel.configure_telemetry(
             service_name="resilience-otlp",
             exporter="otlp",
-            otlp_endpoint=otlp_grpc.endpoint,
-            otlp_protocol="grpc",
+            otlp_endpoint=receiver.endpoint,
+            otlp_protocol=protocol,
             batch_schedule_delay_s=0.05,
             metric_export_interval_s=60,
             logging=False,
             force=True,
         )
         try:
-            breaker = circuit_breaker("otlp-upstream")
+            breaker = circuit_breaker(upstream)
             attempts = 0
 
-            @retry(3, name="otlp.fetch")
+            @retry(3, name=operation)
             @breaker
             def fetch() -> str:
                 nonlocal attempts
@@ -42,8 +56,8 @@ class TestOtlpExport:
 
         states = {
             p.attributes[semconv.CIRCUIT_STATE]: p.value
-            for p in otlp_grpc.wait_for_metric(semconv.METRIC_CIRCUIT_STATE, until=3)
-            if p.attributes[semconv.RESILIENCE_NAME] == "otlp-upstream"
+            for p in receiver.wait_for_metric(semconv.METRIC_CIRCUIT_STATE, until=3)
+            if p.attributes[semconv.RESILIENCE_NAME] == upstream
         }
         assert states == {"closed": 1, "open": 0, "half_open": 0}
         calls = {
@@ -51,8 +65,8 @@ class TestOtlpExport:
                 p.attributes[semconv.RESILIENCE_STRATEGY],
                 p.attributes[semconv.RESILIENCE_OUTCOME],
             ): p.value
-            for p in otlp_grpc.latest_points(semconv.METRIC_RESILIENCE_CALLS)
-            if p.attributes[semconv.OPERATION] in {"otlp.fetch", "otlp-upstream"}
+            for p in receiver.latest_points(semconv.METRIC_RESILIENCE_CALLS)
+            if p.attributes[semconv.OPERATION] in {operation, upstream}
         }
         assert calls == {
             ("retry", "success_after_retry"): 1,
@@ -61,11 +75,11 @@ class TestOtlpExport:
         }
         [event] = [
             p
-            for p in otlp_grpc.latest_points(semconv.METRIC_RESILIENCE_EVENTS)
-            if p.attributes[semconv.OPERATION] == "otlp.fetch"
+            for p in receiver.latest_points(semconv.METRIC_RESILIENCE_EVENTS)
+            if p.attributes[semconv.OPERATION] == operation
         ]
         assert event.attributes[semconv.RESILIENCE_EVENT] == "retry" and event.value == 1
-        span = otlp_grpc.wait_for_span("agent.step")
+        span = receiver.wait_for_span("agent.step")
         [(name, attrs)] = span.events
         assert name == semconv.EVENT_RESILIENCE_RETRY
         assert attrs[semconv.RESILIENCE_ATTEMPT] == 1
