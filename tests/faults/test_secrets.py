@@ -1,9 +1,10 @@
-"""No secret from the corpus leaves the process in clear: OTLP gRPC, OTLP HTTP, console.
+"""No secret from the corpus leaves the process in clear: OTLP gRPC and HTTP, console, Sentry.
 
 Every shape of ``tests/support/secrets_corpus.py`` is placed in a span name, an attribute under
 an innocent key, an attribute under its usual secret key, a recorded argument, a recorded
-return value, an exception message and an attribute set through the plain OpenTelemetry API on
-a flowtel span; the raw bytes that reach the collector (or the console) are then scanned.
+return value, exception messages (also on spans carrying the secret attributes, so Sentry sees
+them) and attributes and events set through the plain OpenTelemetry API on a flowtel span; the
+raw bytes that reach the collector, the console or Sentry are then scanned.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from opentelemetry import trace
 import flowtel
 from tests.support.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, OtlpReceiver
 from tests.support.secrets_corpus import SECRETS, leaks
+from tests.support.sentry_server import SentryServer
 
 
 @flowtel.traced("secret.args", record_args=True, record_return=True)
@@ -42,7 +44,13 @@ def emit_corpus() -> int:
         _call(shape.text, **{shape.key: shape.value})
         with pytest.raises(ValueError):
             _fail(f"upstream said: {shape.text}")
-        spans += 4
+        with (
+            pytest.raises(ValueError),
+            flowtel.span("secret.fail", detail=shape.text, **{shape.key: shape.value}),
+        ):
+            trace.get_current_span().set_attribute("raw.note", shape.text)
+            raise ValueError(f"while handling {shape.text}")
+        spans += 5
     return spans
 
 
@@ -107,6 +115,19 @@ class TestSecretsCorpus:
         out = capsys.readouterr().out
         assert out.count("\n") >= len(SECRETS)
         assert leaks(out) == []
+
+    def test_sentry(self, configure: Callable[..., flowtel.Telemetry]) -> None:
+        """Sentry events for every failing placement carry no secret in clear."""
+        server = SentryServer().start()
+        try:
+            telemetry = configure(exporter="none", sentry_dsn=server.dsn)
+            emit_corpus()
+            assert telemetry.force_flush(timeout_s=10.0)
+            events = server.wait_for_events(2 * len(SECRETS))
+            assert leaks([i.payload for i in server.items()]) == []
+            assert any("[REDACTED]" in str(e) for e in events)
+        finally:
+            server.stop()
 
     def test_detector_sees_unscrubbed_corpus(self) -> None:
         """Sanity: the leak detector finds every shape in the raw corpus text."""
