@@ -26,10 +26,13 @@ from flowtel._scrub import REDACTED, Scrubber, current_scrubber
 __all__ = ["scrub_log_records", "scrub_span", "scrub_spans"]
 
 _CACHE_MAX: Final = 4096
+_CACHE_MAX_CHARS: Final = 256
 _cache: dict[tuple[int, str], str] = {}
 
 
 def _text(scrubber: Scrubber, text: str) -> str:
+    if len(text) > _CACHE_MAX_CHARS:  # long values rarely repeat; caching them would pin memory
+        return scrubber.scrub_text(text)
     key = (id(scrubber), text)
     hit = _cache.get(key)
     if hit is None:
