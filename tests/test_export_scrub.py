@@ -123,3 +123,19 @@ def test_uses_the_installed_scrubber(monkeypatch: pytest.MonkeyPatch) -> None:
     [span] = scrub_spans(exporter.get_finished_spans())
     assert span.name == f"employee {REDACTED}"
     provider.shutdown()
+
+
+def test_reconfigured_scrubber_is_not_served_stale_results(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value cached as clean under old patterns is re-scrubbed under new ones."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("ticket TCK-9999").end()
+    [span] = exporter.get_finished_spans()
+    monkeypatch.setattr(_scrub, "_current", Scrubber())
+    assert scrub_spans([span])[0].name == "ticket TCK-9999"
+    monkeypatch.setattr(_scrub, "_current", Scrubber(extra_value_patterns=[r"TCK-\d+"]))
+    assert scrub_spans([span])[0].name == f"ticket {REDACTED}"
+    provider.shutdown()

@@ -27,19 +27,23 @@ __all__ = ["scrub_log_records", "scrub_span", "scrub_spans"]
 
 _CACHE_MAX: Final = 4096
 _CACHE_MAX_CHARS: Final = 256
-_cache: dict[tuple[int, str], str] = {}
+_cache: dict[str, str] = {}
+_cache_owner: Scrubber | None = None
 
 
 def _text(scrubber: Scrubber, text: str) -> str:
     if len(text) > _CACHE_MAX_CHARS:  # long values rarely repeat; caching them would pin memory
         return scrubber.scrub_text(text)
-    key = (id(scrubber), text)
-    hit = _cache.get(key)
+    global _cache_owner
+    if scrubber is not _cache_owner:  # reconfigured: results of the old patterns are stale
+        _cache.clear()
+        _cache_owner = scrubber
+    hit = _cache.get(text)
     if hit is None:
         hit = scrubber.scrub_text(text)
         if len(_cache) >= _CACHE_MAX:
             _cache.clear()  # bounded: a burst of unique values must not grow memory
-        _cache[key] = hit
+        _cache[text] = hit
     return hit
 
 
