@@ -328,8 +328,8 @@ def _meter_provider(
 
     readers: list[Any] = list(settings.metric_readers)
     if settings.exporter == "otlp":
-        from flowtel._export_guard import GuardedMetricExporter
         from flowtel._exporters import metric_exporter
+        from flowtel._guarded_exporters import GuardedMetricExporter
 
         readers.append(
             PeriodicExportingMetricReader(

@@ -18,12 +18,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
 from flowtel._batch_processor import BoundedBatchLogRecordProcessor
-from flowtel._export_guard import (
-    ExportGuard,
-    GuardedMetricExporter,
-    LossReason,
-    TelemetrySignal,
-)
+from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._guarded_exporters import GuardedMetricExporter
 from tests.faults.conftest import Pipeline, span_exporter
 from tests.support.otlp_receiver import (
     BlackHoleServer,
