@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,26 +20,6 @@ from tests.support.otlp_receiver import BlackHoleServer, OtlpGrpcReceiver, OtlpH
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = TelemetrySignal.TRACES
 SLACK_S = 0.3
-
-
-@pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., flowtel.Telemetry]]:
-    """configure_telemetry(force=True) with a clean OTEL_* environment; shut down afterwards."""
-    for key in list(os.environ):
-        if key.startswith(("OTEL_", "FLOWTEL_")):
-            monkeypatch.delenv(key)
-    handles: list[flowtel.Telemetry] = []
-
-    def make(**kwargs: object) -> flowtel.Telemetry:
-        options: dict[str, object] = {"service_name": "fault-app", "logging": False}
-        options.update(kwargs)
-        telemetry = flowtel.configure_telemetry(force=True, **options)  # type: ignore[arg-type]
-        handles.append(telemetry)
-        return telemetry
-
-    yield make
-    for telemetry in handles:
-        telemetry.shutdown(timeout_s=1.0)
 
 
 @flowtel.traced(record_args=True)

@@ -9,8 +9,7 @@ raw bytes that reach the collector, the console or Sentry are then scanned.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from opentelemetry import trace
@@ -52,28 +51,6 @@ def emit_corpus() -> int:
             raise ValueError(f"while handling {shape.text}")
         spans += 5
     return spans
-
-
-@pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., flowtel.Telemetry]]:
-    for key in list(os.environ):
-        if key.startswith(("OTEL_", "FLOWTEL_")):
-            monkeypatch.delenv(key)
-    handles: list[flowtel.Telemetry] = []
-
-    def make(**kwargs: object) -> flowtel.Telemetry:
-        telemetry = flowtel.configure_telemetry(
-            service_name="secrets",
-            logging=False,
-            force=True,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        handles.append(telemetry)
-        return telemetry
-
-    yield make
-    for telemetry in handles:
-        telemetry.shutdown(timeout_s=1.0)
 
 
 def _raw(receiver: OtlpReceiver) -> list[bytes]:
