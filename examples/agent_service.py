@@ -1,5 +1,7 @@
 """A FastAPI agent service with flowtel's lifecycle: startup checks, probes, graceful shutdown.
 
+It also uses ``@traced`` for the agent's steps and the resilience decorators around the LLM call.
+
 Run it with the plain uvicorn command; nothing else is needed for probes, drain and hooks::
 
     FLOWTEL_EXPORTER=console uvicorn examples.agent_service:app --port 8000
@@ -20,6 +22,7 @@ from flowtel.fastapi import instrument_fastapi
 from flowtel.lifecycle import register_shutdown_hook
 from flowtel.probes import add_k8s_probes
 from flowtel.readiness import register_readiness_check
+from flowtel.resilience import CircuitOpenError, circuit_breaker, retry, timeout
 from flowtel.startup import register_startup_check
 
 telemetry = flowtel.configure_telemetry(service_name="agent-service")
@@ -90,6 +93,9 @@ async def retrieve(question: str, k: int = 3) -> list[str]:
 
 
 @flowtel.traced(component="agent", operation="llm_call")
+@retry(attempts=3, backoff_s=0.2)  # retries what the timeout and the breaker raise
+@timeout(10.0)  # bounds each attempt
+@circuit_breaker("llm", minimum_calls=20, open_for_s=30)  # fails fast while the LLM is down
 async def llm_call(prompt: str) -> str:
     await asyncio.sleep(0.01)
     return prompt.splitlines()[-1].removeprefix("Question: ").upper()
@@ -109,7 +115,10 @@ app = FastAPI(title="agent-service")
 async def ask(question: str) -> dict[str, object]:
     if not question.strip():
         raise HTTPException(status_code=422, detail="empty question")
-    return await answer(question)
+    try:
+        return await answer(question)
+    except CircuitOpenError as exc:
+        raise HTTPException(status_code=503, detail="LLM provider unavailable") from exc
 
 
 add_k8s_probes(app, drain_s=float(os.environ.get("AGENT_DRAIN_S", "5")))
