@@ -195,7 +195,7 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(
         TELEMETRY_REASON,
         "string",
-        "Why telemetry was lost: queue_full, export_failed, shutdown_timeout.",
+        "Why telemetry was lost: queue_full, export_failed, export_timeout, shutdown_timeout.",
     ),
 )
 
