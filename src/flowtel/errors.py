@@ -1,0 +1,589 @@
+"""Exact, in-process error rates: a SpanProcessor, ``get_error_stats()`` and RED metrics.
+
+Why in-process: health checks, alerts and load shedding need "what fraction of my operations
+failed in the last N minutes" now, and exactly. A collector round trip is slow, and it only sees
+the spans that survived sampling. :class:`ErrorRateProcessor` counts every finished span in
+``on_end`` (the core's sampler marks the sampled-out share RECORD_ONLY, so ``on_end`` still sees
+them) into fixed time buckets keyed by (component, operation), and emits the calls, errors,
+duration and error-rate metrics from the same counts, so dashboards are exact as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple, Protocol
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.trace import StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from flowtel import semconv
+from flowtel._error_buckets import (
+    CALL,
+    FAILED_CALL,
+    HANDLED,
+    OTHER_TYPE,
+    BucketRing,
+    Key,
+    KeyTotals,
+)
+from flowtel._scrub import current_scrubber
+from flowtel.exceptions import ConfigurationError
+
+__all__ = [
+    "ErrorRateProcessor",
+    "ErrorStats",
+    "OperationStats",
+    "get_error_stats",
+    "install",
+    "record_error",
+]
+
+_logger = logging.getLogger(__name__)
+
+_OVERFLOW: Final[Key] = (semconv.OVERFLOW_KEY, semconv.OVERFLOW_KEY)
+_DURATION_BUCKETS_S: Final = (
+    0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+_STATUS_NAMES: Final = {code: code.name for code in StatusCode}
+
+
+class OperationStats(NamedTuple):
+    """Calls and errors of one (component, operation) over the queried window.
+
+    Attributes:
+        total: finished operations (spans), sampled or not.
+        errors: those whose span status was ERROR.
+        handled: errors reported with :func:`record_error`; not part of ``total`` or ``errors``.
+        error_rate: ``errors / total``, 0.0 when there were no calls.
+    """
+
+    total: int
+    errors: int
+    handled: int
+    error_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorStats:
+    """An immutable snapshot of calls and errors over the last minutes.
+
+    Attributes:
+        total: finished operations in the window.
+        errors: failed operations (span status ERROR).
+        handled: handled errors reported with :func:`record_error`.
+        error_rate: ``errors / total``, 0.0 when ``total`` is 0.
+        window: the time actually covered: whole buckets, so at least the requested minutes
+            unless the processor is younger than that or the request is longer than its window.
+        by_type: failed operations per error type, most frequent first.
+        by_operation: per (component, operation), most failing first.
+    """
+
+    total: int
+    errors: int
+    handled: int
+    error_rate: float
+    window: timedelta
+    by_type: Mapping[str, int]
+    by_operation: Mapping[Key, OperationStats]
+
+    def top(self, n: int = 5) -> tuple[tuple[Key, OperationStats], ...]:
+        """The ``n`` operations with the most errors (ties: higher rate first), errors only."""
+        failing = [item for item in self.by_operation.items() if item[1].errors]
+        failing.sort(key=lambda item: (-item[1].errors, -item[1].error_rate, item[0]))
+        return tuple(failing[:n])
+
+    def exceeds(self, rate: float = 0.05, min_calls: int = 20) -> bool:
+        """True when at least ``min_calls`` calls were seen and the error rate is above ``rate``.
+
+        ``min_calls`` keeps a health check from flapping on one failure out of two calls.
+        """
+        return self.total >= min_calls and self.error_rate > rate
+
+
+def _rate(errors: int, total: int) -> float:
+    return errors / total if total else 0.0
+
+
+def _empty_stats(window_s: float = 0.0) -> ErrorStats:
+    return ErrorStats(0, 0, 0, 0.0, timedelta(seconds=window_s), MappingProxyType({}),
+                      MappingProxyType({}))  # fmt: skip
+
+
+def _build_stats(per_key: dict[Key, KeyTotals], window_s: float) -> ErrorStats:
+    total = errors = handled = 0
+    by_type: dict[str, int] = {}
+    operations = []
+    for key, (k_total, k_errors, k_handled, k_by_type) in per_key.items():
+        total += k_total
+        errors += k_errors
+        handled += k_handled
+        for error_type, n in k_by_type.items():
+            by_type[error_type] = by_type.get(error_type, 0) + n
+        rate = k_errors / k_total if k_total else 0.0
+        stats = OperationStats(k_total, k_errors, k_handled, rate)
+        operations.append((-k_errors, -rate, key, stats))
+    operations.sort()
+    ordered_types = sorted(by_type.items(), key=lambda i: (-i[1], i[0]))
+    return ErrorStats(
+        total=total,
+        errors=errors,
+        handled=handled,
+        error_rate=_rate(errors, total),
+        window=timedelta(seconds=window_s),
+        by_type=MappingProxyType(dict(ordered_types)),
+        by_operation=MappingProxyType({op[2]: op[3] for op in operations}),
+    )
+
+
+def _window_label(minutes: float) -> str:
+    seconds = round(minutes * 60)
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def _positive(option: str, value: object, accepted: str, *, integer: bool = False) -> float:
+    """``value`` as a float if it is a finite number > 0 (an int when ``integer``), else raise."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ConfigurationError(option, value, accepted)
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigurationError(option, value, accepted)
+    return number
+
+
+class ErrorRateProcessor(SpanProcessor):
+    """Counts every finished span per (component, operation) and emits RED metrics.
+
+    Component is the ``flowtel.component`` attribute, else the instrumentation scope name;
+    operation is ``flowtel.operation``, else the span name. A span is an error when its status
+    is ERROR; its type is ``error.type``, else the type of its first exception event, else
+    ``_OTHER``.
+
+    Threading: ``on_end`` may run on any thread. It holds one short lock for a few list
+    increments (plus, once per bucket, zeroing the reused slot of every key), never does I/O and
+    never raises: a failure is logged once and the span is skipped. Memory is bounded by
+    ``max_keys`` x buckets, independent of span volume.
+
+    Args:
+        window_minutes: the longest window :meth:`stats` can answer.
+        max_keys: distinct (component, operation) pairs tracked; more are counted under
+            ``("_other", "_other")`` and a warning is logged once.
+        meter: where the calls/errors counters, duration histogram and error-rate gauge go;
+            None emits no metrics.
+        bucket_s: bucket width; default ``window / 60`` clamped to 1..60 s. Windows are whole
+            buckets, so this is also the precision of :attr:`ErrorStats.window`.
+        gauge_windows_minutes: windows of the ``flowtel.error_rate`` gauge, one series each.
+        record_durations: record the duration histogram (the costliest part of ``on_end``).
+        clock: monotonic seconds; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        window_minutes: float = 60,
+        max_keys: int = 1000,
+        meter: Meter | None = None,
+        bucket_s: float | None = None,
+        gauge_windows_minutes: Sequence[float] = (1, 5, 15),
+        record_durations: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        window_s = 60 * _positive("error_window_minutes", window_minutes, "a number of minutes > 0")
+        self._max_keys = int(_positive("error_max_keys", max_keys, "an integer >= 1", integer=True))
+        if bucket_s is None:
+            bucket_s = min(60.0, max(1.0, window_s / 60))
+        bucket_s = _positive("bucket_s", bucket_s, "seconds > 0")
+        for w in gauge_windows_minutes:
+            if _positive("gauge_windows_minutes", w, "minutes > 0") * 60 > window_s:
+                accepted = f"minutes <= error_window_minutes ({window_minutes})"
+                raise ConfigurationError("gauge_windows_minutes", w, accepted)
+        self._window_s = window_s
+        self._gauge_windows = tuple(gauge_windows_minutes)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ring = BucketRing(window_s, bucket_s, clock())
+        self._overflow_warned = False
+        self._failure_logged = False
+        # Cumulative counts behind the observable counters; bounded like the ring's keys.
+        self._calls: dict[tuple[Key, str, str | None], int] = {}
+        self._errors: dict[tuple[Key, str, bool], int] = {}
+        self._attributes: dict[tuple[Key, str, str | None], dict[str, AttributeValue]] = {}
+        self._duration: Histogram | None = None
+        if meter is not None:
+            self._create_instruments(meter, record_durations)
+
+    def _create_instruments(self, meter: Meter, record_durations: bool) -> None:
+        defs = {m.name: m for m in semconv.METRICS}
+        calls = defs[semconv.METRIC_OPERATION_CALLS]
+        errors = defs[semconv.METRIC_ERRORS]
+        rate = defs[semconv.METRIC_ERROR_RATE]
+        duration = defs[semconv.METRIC_OPERATION_DURATION]
+        # Counters are observable: on_end bumps a dict entry instead of paying the SDK's
+        # per-measurement attribute validation, and the exported data (a monotonic sum) is the same.
+        meter.create_observable_counter(
+            calls.name, [self._observe_calls], unit=calls.unit, description=calls.description
+        )
+        meter.create_observable_counter(
+            errors.name, [self._observe_errors], unit=errors.unit, description=errors.description
+        )
+        meter.create_observable_gauge(
+            rate.name, [self._observe_rates], unit=rate.unit, description=rate.description
+        )
+        if record_durations:
+            self._duration = meter.create_histogram(
+                duration.name,
+                unit=duration.unit,
+                description=duration.description,
+                explicit_bucket_boundaries_advisory=list(_DURATION_BUCKETS_S),
+            )
+
+    # -- SpanProcessor ---------------------------------------------------------------------
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        """Nothing to do when a span starts."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Count ``span``. Never raises, never blocks beyond one short lock."""
+        try:
+            self._count(span)
+        except Exception:
+            if not self._failure_logged:
+                self._failure_logged = True
+                _logger.exception("flowtel.errors: could not count a span; skipping such spans")
+
+    def shutdown(self) -> None:
+        """Nothing to release; statistics stay readable."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered."""
+        return True
+
+    # -- counting --------------------------------------------------------------------------
+
+    def _count(self, span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        scope = span.instrumentation_scope
+        scope_name = scope.name if scope is not None else ""
+        name = span.name
+        if name == semconv.SPAN_RECORD_ERROR and scope_name == semconv.SCOPE_ERRORS:
+            return  # record_error() counted it already, as a handled error
+        component = attributes.get(semconv.COMPONENT)
+        if not isinstance(component, str):
+            component = scope_name
+        operation = attributes.get(semconv.OPERATION)
+        if not isinstance(operation, str):
+            operation = name
+        status = span.status.status_code
+        error_type = _error_type(span, attributes) if status is StatusCode.ERROR else None
+        now = self._clock()
+        with self._lock:
+            key = self._admit((component, operation))
+            self._ring.add(key, now, CALL if error_type is None else FAILED_CALL, error_type)
+            stream = (key, _STATUS_NAMES[status], error_type)
+            self._calls[stream] = self._calls.get(stream, 0) + 1
+            if error_type is not None:
+                err_stream = (key, error_type, False)
+                self._errors[err_stream] = self._errors.get(err_stream, 0) + 1
+            metric_attributes = self._attributes.get(stream)
+            if metric_attributes is None:
+                metric_attributes = self._attributes[stream] = _stream_attributes(stream)
+        if self._duration is not None and span.end_time and span.start_time:
+            self._duration.record((span.end_time - span.start_time) / 1e9, metric_attributes)
+
+    def _admit(self, key: Key) -> Key:
+        """``key`` if tracked or there is room, else the overflow key. Call under the lock."""
+        ring = self._ring
+        if key in ring:
+            return key
+        tracked = len(ring) - (_OVERFLOW in ring)
+        if tracked < self._max_keys:
+            return key
+        if not self._overflow_warned:
+            self._overflow_warned = True
+            _logger.warning(
+                "flowtel.errors: more than %d (component, operation) pairs; counting new ones "
+                "under %r (raise error_max_keys if these are legitimate)",
+                self._max_keys,
+                _OVERFLOW,
+            )
+        return _OVERFLOW
+
+    def record_handled(self, error_type: str, component: str, operation: str) -> None:
+        """Count one handled error (see :func:`record_error`) for (component, operation)."""
+        now = self._clock()
+        with self._lock:
+            key = self._admit((component, operation))
+            self._ring.add(key, now, HANDLED)
+            stream = (key, error_type, True)
+            self._errors[stream] = self._errors.get(stream, 0) + 1
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def stats(
+        self,
+        last_minutes: float = 15,
+        component: str | None = None,
+        operation: str | None = None,
+    ) -> ErrorStats:
+        """Calls and errors over the last ``last_minutes``, optionally for one component/operation.
+
+        Raises:
+            ConfigurationError: ``last_minutes`` is not a positive number.
+        """
+        last_s = 60 * _positive("last_minutes", last_minutes, "a number of minutes > 0")
+        now = self._clock()
+        with self._lock:
+            ranges, window_s = self._ring.covered(now, min(last_s, self._window_s))
+            per_key = self._ring.totals(ranges, component, operation)
+        return _build_stats(per_key, window_s)
+
+    # -- metric callbacks (run on the metric reader's thread) ------------------------------
+
+    def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = [(n, self._attributes[stream]) for stream, n in self._calls.items()]
+        return [Observation(n, attributes) for n, attributes in items]
+
+    def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._errors.items())
+        return [
+            Observation(
+                n,
+                {
+                    semconv.COMPONENT: key[0],
+                    semconv.OPERATION: key[1],
+                    semconv.ERROR_TYPE: error_type,
+                    semconv.ERROR_HANDLED: handled,
+                },
+            )
+            for (key, error_type, handled), n in items
+        ]
+
+    def _observe_rates(self, options: CallbackOptions) -> Iterable[Observation]:
+        return list(self._rates())
+
+    def _rates(self) -> Iterator[Observation]:
+        now = self._clock()
+        for minutes in self._gauge_windows:
+            with self._lock:
+                ranges, _ = self._ring.covered(now, minutes * 60)
+                per_key = self._ring.totals(ranges, None, None)
+                components = {key[0] for key in self._ring.keys()}  # noqa: SIM118
+            sums = dict.fromkeys(components, (0, 0))
+            for (component, _op), kt in per_key.items():
+                total, errors = sums[component]
+                sums[component] = (total + kt.total, errors + kt.errors)
+            label = _window_label(minutes)
+            for component, (total, errors) in sorted(sums.items()):
+                yield Observation(
+                    _rate(errors, total),
+                    {semconv.COMPONENT: component, semconv.ERROR_RATE_WINDOW: label},
+                )
+
+
+def _stream_attributes(stream: tuple[Key, str, str | None]) -> dict[str, AttributeValue]:
+    (component, operation), status, error_type = stream
+    attributes: dict[str, AttributeValue] = {
+        semconv.COMPONENT: component,
+        semconv.OPERATION: operation,
+        semconv.OTEL_STATUS_CODE: status,
+    }
+    if error_type is not None:
+        attributes[semconv.ERROR_TYPE] = error_type
+    return attributes
+
+
+def _error_type(span: ReadableSpan, attributes: Mapping[str, object]) -> str:
+    error_type = attributes.get(semconv.ERROR_TYPE)
+    if isinstance(error_type, str) and error_type:
+        return error_type
+    for event in span.events:
+        if event.name == semconv.EVENT_EXCEPTION:
+            exc_type = (event.attributes or {}).get(semconv.EXCEPTION_TYPE)
+            if isinstance(exc_type, str) and exc_type:
+                return exc_type
+            break
+    return OTHER_TYPE
+
+
+def _type_name(exc: BaseException) -> str:
+    """The fully qualified type name, as OpenTelemetry's ``record_exception`` writes it."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module in (None, "builtins") else f"{module}.{cls.__qualname__}"
+
+
+# -- process-wide source -------------------------------------------------------------------
+
+_active: ErrorRateProcessor | None = None
+_active_tracer: trace.Tracer | None = None
+_record_failure_logged = False
+_missing_logged = False
+
+
+class _TelemetryLike(Protocol):
+    """What :func:`install` needs from ``flowtel.Telemetry``."""
+
+    @property
+    def settings(self) -> Any: ...
+    @property
+    def tracer_provider(self) -> Any: ...
+    @property
+    def meter_provider(self) -> MeterProvider: ...
+    def add_shutdown_callback(self, fn: Callable[[], object]) -> Any: ...
+
+
+def install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
+    """Create the processor from ``telemetry.settings`` and make it the process-wide source.
+
+    Called by ``configure_telemetry()``. Does nothing when ``error_window_minutes`` is falsy.
+    Reads ``error_window_minutes``, ``error_max_keys`` and, when present,
+    ``error_rate_windows_minutes`` (the gauge windows).
+    """
+    global _active, _active_tracer
+    settings = telemetry.settings
+    if not settings.error_window_minutes:
+        return None
+    gauge_windows = getattr(settings, "error_rate_windows_minutes", None) or (1, 5, 15)
+    gauge_windows = tuple(w for w in gauge_windows if w * 60 <= settings.error_window_minutes * 60)
+    processor = ErrorRateProcessor(
+        window_minutes=settings.error_window_minutes,
+        max_keys=settings.error_max_keys,
+        meter=telemetry.meter_provider.get_meter(semconv.SCOPE_ERRORS),
+        gauge_windows_minutes=gauge_windows,
+    )
+    telemetry.tracer_provider.add_span_processor(processor)
+    _active = processor
+    _active_tracer = telemetry.tracer_provider.get_tracer(semconv.SCOPE_ERRORS)
+
+    def _deactivate() -> None:
+        global _active, _active_tracer
+        if _active is processor:
+            _active, _active_tracer = None, None
+
+    telemetry.add_shutdown_callback(_deactivate)
+    return processor
+
+
+def get_error_stats(
+    last_minutes: float = 15, component: str | None = None, operation: str | None = None
+) -> ErrorStats:
+    """Calls and errors of this process over the last ``last_minutes``.
+
+    Cheap (independent of span volume) and safe from any thread or the event loop. Before
+    ``configure_telemetry()`` (or with ``error_window_minutes`` disabled) it returns empty stats
+    so a health check stays up; a warning is logged once.
+
+    Raises:
+        ConfigurationError: ``last_minutes`` is not a positive number.
+    """
+    global _missing_logged
+    processor = _active
+    if processor is None:
+        _positive("last_minutes", last_minutes, "a number of minutes > 0")
+        if not _missing_logged:
+            _missing_logged = True
+            _logger.warning("flowtel.errors: get_error_stats() before error tracking is enabled")
+        return _empty_stats()
+    return processor.stats(last_minutes, component, operation)
+
+
+def record_error(
+    exc: BaseException,
+    component: str | None = None,
+    operation: str | None = None,
+    **attributes: object,
+) -> None:
+    """Record an error that was handled and will not escape.
+
+    Adds an ``exception`` event with ``flowtel.error.handled=true`` to the current span (or to a
+    short ``flowtel.record_error`` span when none is recording) and counts it as handled in the
+    statistics and the ``flowtel.errors`` metric. Message, stack trace and ``attributes`` are
+    scrubbed. Never raises.
+
+    Args:
+        exc: the handled exception.
+        component: defaults to the current span's component (see :class:`ErrorRateProcessor`).
+        operation: defaults to the current span's operation.
+        **attributes: extra event attributes.
+    """
+    global _record_failure_logged
+    try:
+        _record_error(exc, component, operation, attributes)
+    except Exception:
+        if not _record_failure_logged:
+            _record_failure_logged = True
+            _logger.exception("flowtel.errors: record_error() failed; error not recorded")
+
+
+def _record_error(
+    exc: BaseException,
+    component: str | None,
+    operation: str | None,
+    attributes: Mapping[str, object],
+) -> None:
+    scrubber = current_scrubber()
+    error_type = _type_name(exc)
+    span = trace.get_current_span()
+    own = not span.is_recording()
+    if own:
+        tracer = _active_tracer or trace.get_tracer(semconv.SCOPE_ERRORS)
+        component = component or semconv.SCOPE_ERRORS
+        operation = operation or semconv.SPAN_RECORD_ERROR
+        span = tracer.start_span(
+            semconv.SPAN_RECORD_ERROR,
+            attributes={
+                semconv.COMPONENT: component,
+                semconv.OPERATION: operation,
+                semconv.ERROR_TYPE: error_type,
+            },
+        )
+    else:
+        span_attributes = getattr(span, "attributes", None) or {}
+        if component is None:
+            component = span_attributes.get(semconv.COMPONENT)
+            if not isinstance(component, str):
+                scope = getattr(span, "instrumentation_scope", None)
+                component = scope.name if scope is not None else semconv.SCOPE_ERRORS
+        if operation is None:
+            operation = span_attributes.get(semconv.OPERATION)
+            if not isinstance(operation, str):
+                operation = getattr(span, "name", None) or semconv.SPAN_RECORD_ERROR
+    event: dict[str, AttributeValue] = scrubber.scrub_attributes(
+        {str(k): _attribute_value(v) for k, v in attributes.items()}
+    )
+    event[semconv.EXCEPTION_TYPE] = error_type
+    event[semconv.EXCEPTION_MESSAGE] = scrubber.scrub_text(str(exc))
+    stacktrace = "".join(traceback.format_exception(exc))
+    event[semconv.EXCEPTION_STACKTRACE] = scrubber.scrub_text(stacktrace)
+    event[semconv.EXCEPTION_ESCAPED] = False
+    event[semconv.ERROR_HANDLED] = True
+    try:
+        span.add_event(semconv.EVENT_EXCEPTION, event)
+    finally:
+        if own:
+            span.end()
+    processor = _active
+    if processor is not None:
+        processor.record_handled(error_type, component, operation)
+
+
+def _attribute_value(value: object) -> AttributeValue:
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [str(v) for v in value]
+    return str(value)
