@@ -29,15 +29,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
-from flowtel._error_buckets import (
-    CALL,
-    FAILED_CALL,
-    HANDLED,
-    OTHER_TYPE,
-    BucketRing,
-    Key,
-    KeyTotals,
-)
+from flowtel._error_buckets import OTHER_TYPE, OVERFLOW, Key, KeyTotals, OperationCounters
 from flowtel._scrub import current_scrubber
 from flowtel.exceptions import ConfigurationError
 
@@ -52,11 +44,10 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-_OVERFLOW: Final[Key] = (semconv.OVERFLOW_KEY, semconv.OVERFLOW_KEY)
+_NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 _DURATION_BUCKETS_S: Final = (
     0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
-_STATUS_NAMES: Final = {code: code.name for code in StatusCode}
 
 
 class OperationStats(NamedTuple):
@@ -213,13 +204,10 @@ class ErrorRateProcessor(SpanProcessor):
         self._gauge_windows = tuple(gauge_windows_minutes)
         self._clock = clock
         self._lock = threading.Lock()
-        self._ring = BucketRing(window_s, bucket_s, clock())
-        self._overflow_warned = False
+        self._counters = OperationCounters(
+            window_s, bucket_s, clock(), self._max_keys, self._overflowed
+        )
         self._failure_logged = False
-        # Cumulative counts behind the observable counters; bounded like the ring's keys.
-        self._calls: dict[tuple[Key, str, str | None], int] = {}
-        self._errors: dict[tuple[Key, str, bool], int] = {}
-        self._attributes: dict[tuple[Key, str, str | None], dict[str, AttributeValue]] = {}
         self._duration: Histogram | None = None
         if meter is not None:
             self._create_instruments(meter, record_durations)
@@ -273,61 +261,44 @@ class ErrorRateProcessor(SpanProcessor):
     # -- counting --------------------------------------------------------------------------
 
     def _count(self, span: ReadableSpan) -> None:
-        attributes = span.attributes or {}
-        scope = span.instrumentation_scope
-        scope_name = scope.name if scope is not None else ""
+        # Hot path: every finished span passes here, so it reads each span property once and
+        # leaves all bookkeeping to one call on the counters.
         name = span.name
-        if name == semconv.SPAN_RECORD_ERROR and scope_name == semconv.SCOPE_ERRORS:
+        if name == semconv.SPAN_RECORD_ERROR and _is_own_span(span):
             return  # record_error() counted it already, as a handled error
+        attributes = span.attributes
+        if attributes is None:
+            attributes = _NO_ATTRIBUTES
         component = attributes.get(semconv.COMPONENT)
-        if not isinstance(component, str):
-            component = scope_name
+        if component.__class__ is not str:
+            scope = span.instrumentation_scope
+            component = scope.name if scope is not None else ""
         operation = attributes.get(semconv.OPERATION)
-        if not isinstance(operation, str):
+        if operation.__class__ is not str:
             operation = name
-        status = span.status.status_code
-        error_type = _error_type(span, attributes) if status is StatusCode.ERROR else None
+        code = span.status.status_code
+        error_type = _error_type(span, attributes) if code is StatusCode.ERROR else None
         now = self._clock()
         with self._lock:
-            key = self._admit((component, operation))
-            self._ring.add(key, now, CALL if error_type is None else FAILED_CALL, error_type)
-            stream = (key, _STATUS_NAMES[status], error_type)
-            self._calls[stream] = self._calls.get(stream, 0) + 1
-            if error_type is not None:
-                err_stream = (key, error_type, False)
-                self._errors[err_stream] = self._errors.get(err_stream, 0) + 1
-            metric_attributes = self._attributes.get(stream)
-            if metric_attributes is None:
-                metric_attributes = self._attributes[stream] = _stream_attributes(stream)
-        if self._duration is not None and span.end_time and span.start_time:
-            self._duration.record((span.end_time - span.start_time) / 1e9, metric_attributes)
+            metric_attributes = self._counters.count(component, operation, now, code, error_type)
+        if self._duration is not None:
+            end, start = span.end_time, span.start_time
+            if end and start:
+                self._duration.record((end - start) / 1e9, metric_attributes)
 
-    def _admit(self, key: Key) -> Key:
-        """``key`` if tracked or there is room, else the overflow key. Call under the lock."""
-        ring = self._ring
-        if key in ring:
-            return key
-        tracked = len(ring) - (_OVERFLOW in ring)
-        if tracked < self._max_keys:
-            return key
-        if not self._overflow_warned:
-            self._overflow_warned = True
-            _logger.warning(
-                "flowtel.errors: more than %d (component, operation) pairs; counting new ones "
-                "under %r (raise error_max_keys if these are legitimate)",
-                self._max_keys,
-                _OVERFLOW,
-            )
-        return _OVERFLOW
+    def _overflowed(self) -> None:
+        _logger.warning(
+            "flowtel.errors: more than %d (component, operation) pairs; counting new ones "
+            "under %r (raise error_max_keys if these are legitimate)",
+            self._max_keys,
+            OVERFLOW,
+        )
 
     def record_handled(self, error_type: str, component: str, operation: str) -> None:
         """Count one handled error (see :func:`record_error`) for (component, operation)."""
         now = self._clock()
         with self._lock:
-            key = self._admit((component, operation))
-            self._ring.add(key, now, HANDLED)
-            stream = (key, error_type, True)
-            self._errors[stream] = self._errors.get(stream, 0) + 1
+            self._counters.count_handled(component, operation, now, error_type)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -345,20 +316,20 @@ class ErrorRateProcessor(SpanProcessor):
         last_s = 60 * _positive("last_minutes", last_minutes, "a number of minutes > 0")
         now = self._clock()
         with self._lock:
-            ranges, window_s = self._ring.covered(now, min(last_s, self._window_s))
-            per_key = self._ring.totals(ranges, component, operation)
+            ranges, window_s = self._counters.covered(now, min(last_s, self._window_s))
+            per_key = self._counters.totals(ranges, component, operation)
         return _build_stats(per_key, window_s)
 
     # -- metric callbacks (run on the metric reader's thread) ------------------------------
 
     def _observe_calls(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            items = [(n, self._attributes[stream]) for stream, n in self._calls.items()]
-        return [Observation(n, attributes) for n, attributes in items]
+            points = self._counters.call_points()
+        return [Observation(n, attributes) for n, attributes in points]
 
     def _observe_errors(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            items = list(self._errors.items())
+            points = self._counters.error_points()
         return [
             Observation(
                 n,
@@ -369,7 +340,7 @@ class ErrorRateProcessor(SpanProcessor):
                     semconv.ERROR_HANDLED: handled,
                 },
             )
-            for (key, error_type, handled), n in items
+            for n, key, error_type, handled in points
         ]
 
     def _observe_rates(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -379,9 +350,9 @@ class ErrorRateProcessor(SpanProcessor):
         now = self._clock()
         for minutes in self._gauge_windows:
             with self._lock:
-                ranges, _ = self._ring.covered(now, minutes * 60)
-                per_key = self._ring.totals(ranges, None, None)
-                components = {key[0] for key in self._ring.keys()}  # noqa: SIM118
+                ranges, _ = self._counters.covered(now, minutes * 60)
+                per_key = self._counters.totals(ranges, None, None)
+                components = self._counters.components()
             sums = dict.fromkeys(components, (0, 0))
             for (component, _op), kt in per_key.items():
                 total, errors = sums[component]
@@ -394,16 +365,9 @@ class ErrorRateProcessor(SpanProcessor):
                 )
 
 
-def _stream_attributes(stream: tuple[Key, str, str | None]) -> dict[str, AttributeValue]:
-    (component, operation), status, error_type = stream
-    attributes: dict[str, AttributeValue] = {
-        semconv.COMPONENT: component,
-        semconv.OPERATION: operation,
-        semconv.OTEL_STATUS_CODE: status,
-    }
-    if error_type is not None:
-        attributes[semconv.ERROR_TYPE] = error_type
-    return attributes
+def _is_own_span(span: ReadableSpan) -> bool:
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == semconv.SCOPE_ERRORS
 
 
 def _error_type(span: ReadableSpan, attributes: Mapping[str, object]) -> str:

@@ -1,0 +1,254 @@
+"""Cost of flowtel's error aggregation, measured against raw OpenTelemetry in the same run.
+
+Run: ``PYTHONPATH=src python benchmarks/bench_errors.py`` (add ``--quick`` for a smoke run).
+
+Prints:
+1. per-span cost of ErrorRateProcessor vs a raw OTel span (BatchSpanProcessor to a null
+   exporter), for statistics only, statistics + counters/gauge, and the full RED set;
+2. ``get_error_stats(last_minutes=15)`` latency after 10,000 / 100,000 / 1,000,000 spans;
+3. traced memory (tracemalloc) of the processor after 10,000 / 100,000 / 1,000,000 spans over
+   100 keys;
+4. per-span cost at sample_rate=0.1 with count_unsampled=True (exact stats) vs False.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from flowtel import semconv
+from flowtel.errors import ErrorRateProcessor
+
+KEYS = 100
+
+
+class NullExporter(SpanExporter):
+    """Accepts and discards spans, so the baseline includes batching but no I/O."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class RecordOnly(Sampler):
+    """DROP becomes RECORD_ONLY: what count_unsampled=True does in the core's sampler."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self._inner = inner
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        result = self._inner.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        if result.decision is Decision.DROP:
+            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
+        return result
+
+    def get_description(self) -> str:
+        return "RecordOnly"
+
+
+def provider(sampler: Sampler | None, *extra: ErrorRateProcessor) -> TracerProvider:
+    tp = TracerProvider(sampler=sampler)
+    tp.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=1 << 16))
+    for p in extra:
+        tp.add_span_processor(p)
+    return tp
+
+
+def span_loop(tp: TracerProvider, n: int) -> float:
+    """CPU seconds per span for ``n`` start/end pairs over KEYS operations, 5% failing.
+
+    Process CPU time, not wall time: other processes on a shared machine do not inflate it, and
+    the batch exporter thread's work is included.
+    """
+    tracer = tp.get_tracer("bench")
+    attrs = [{semconv.COMPONENT: f"c{k % 10}", semconv.OPERATION: f"op{k}"} for k in range(KEYS)]
+    error = Status(StatusCode.ERROR)
+    gc.collect()
+    start = time.process_time()
+    for i in range(n):
+        span = tracer.start_span("op", attributes=attrs[i % KEYS])
+        if i % 20 == 0:
+            span.set_attribute(semconv.ERROR_TYPE, "TimeoutError")
+            span.set_status(error)
+        span.end()
+    tp.force_flush()  # the export thread's CPU belongs to the cost too
+    return (time.process_time() - start) / n
+
+
+def compare(
+    configs: dict[str, Callable[[], TracerProvider]], n: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """(median, best) seconds per span per config; rounds interleave so noise hits all alike."""
+    providers = {name: make() for name, make in configs.items()}
+    for tp in providers.values():
+        span_loop(tp, n // 10)  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, tp in providers.items():
+            samples[name].append(span_loop(tp, n))
+    for tp in providers.values():
+        tp.shutdown()
+    return {name: (statistics.median(v), min(v)) for name, v in samples.items()}
+
+
+def report(title: str, results: dict[str, tuple[float, float]], baseline: str) -> None:
+    print(f"\n## {title}")
+    base_median, base_best = results[baseline]
+    print(f"{'configuration':50} {'median us':>9} {'vs base':>8} {'best us':>8} {'vs base':>8}")
+    for name, (median, best) in results.items():
+        d_median = "" if name == baseline else f"{(median - base_median) / base_median:+.1%}"
+        d_best = "" if name == baseline else f"{(best - base_best) / base_best:+.1%}"
+        print(f"{name:50} {median * 1e6:9.2f} {d_median:>8} {best * 1e6:8.2f} {d_best:>8}")
+
+
+def meter() -> MeterProvider:
+    return MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def bench_span_cost(n: int, rounds: int) -> None:
+    meters = meter()
+    configs: dict[str, Callable[[], TracerProvider]] = {
+        "raw OTel span (BatchSpanProcessor, null exporter)": lambda: provider(None),
+        "+ ErrorRateProcessor, statistics only": lambda: provider(None, ErrorRateProcessor()),
+        "+ statistics, counters, error-rate gauge": lambda: provider(
+            None, ErrorRateProcessor(meter=meters.get_meter("b"), record_durations=False)
+        ),
+        "+ statistics and full RED (duration histogram)": lambda: provider(
+            None, ErrorRateProcessor(meter=meters.get_meter("b2"))
+        ),
+    }
+    report("Processor cost per span", compare(configs, n, rounds), next(iter(configs)))
+    meters.shutdown()
+
+
+def bench_sampling(n: int, rounds: int) -> None:
+    meters = meter()
+    ratio = lambda: ParentBased(TraceIdRatioBased(0.1))  # noqa: E731
+    configs: dict[str, Callable[[], TracerProvider]] = {
+        "sample_rate=0.1, no error processor": lambda: provider(ratio()),
+        "sample_rate=0.1, RECORD_ONLY, no error processor": lambda: provider(RecordOnly(ratio())),
+        "sample_rate=0.1, count_unsampled=False": lambda: provider(
+            ratio(), ErrorRateProcessor(meter=meters.get_meter("s1"))
+        ),
+        "sample_rate=0.1, count_unsampled=True (exact)": lambda: provider(
+            RecordOnly(ratio()), ErrorRateProcessor(meter=meters.get_meter("s2"))
+        ),
+    }
+    report("count_unsampled at sample_rate=0.1", compare(configs, n, rounds), next(iter(configs)))
+    meters.shutdown()
+
+
+def synthetic_spans() -> list[ReadableSpan]:
+    """One finished span per key (every 20th failing), fed straight to on_end."""
+    spans = []
+    for k in range(KEYS):
+        failed = k % 20 == 0
+        spans.append(
+            ReadableSpan(
+                name="op",
+                attributes={
+                    semconv.COMPONENT: f"c{k % 10}",
+                    semconv.OPERATION: f"op{k}",
+                    **({semconv.ERROR_TYPE: "TimeoutError"} if failed else {}),
+                },
+                status=Status(StatusCode.ERROR if failed else StatusCode.OK),
+                instrumentation_scope=InstrumentationScope("bench"),
+                start_time=1_000,
+                end_time=2_000_000,
+            )
+        )
+    return spans
+
+
+class Clock:
+    """Advances 1 ms per span: 1,000,000 spans spread over ~17 minutes of buckets."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed(processor: ErrorRateProcessor, clock: Clock, spans: list[ReadableSpan], n: int) -> None:
+    on_end = processor.on_end
+    for i in range(n):
+        clock.now += 0.001
+        on_end(spans[i % KEYS])
+
+
+def bench_stats_and_memory(total: int) -> None:
+    spans = synthetic_spans()
+    checkpoints = [c for c in (10_000, 100_000, 1_000_000) if c <= total]
+    print("\n## get_error_stats(last_minutes=15) and memory, 100 keys")
+    print(f"{'spans':>10} {'stats median ms':>16} {'stats max ms':>13} {'traced bytes':>13}")
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    clock = Clock()
+    processor = ErrorRateProcessor(window_minutes=60, meter=meter().get_meter("m"), clock=clock)
+    fed = 0
+    for checkpoint in checkpoints:
+        feed(processor, clock, spans, checkpoint - fed)
+        fed = checkpoint
+        gc.collect()
+        memory = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()  # time the query without tracing overhead
+        timings = []
+        for _ in range(200):
+            start = time.perf_counter()
+            stats = processor.stats(last_minutes=15)
+            timings.append(time.perf_counter() - start)
+        assert stats.total > 0
+        median, worst = statistics.median(timings) * 1e3, max(timings) * 1e3
+        print(f"{checkpoint:>10,} {median:16.3f} {worst:13.3f} {memory:>13,}")
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0] - memory
+    tracemalloc.stop()
+    print(f"last stats: total={stats.total:,} errors={stats.errors:,} window={stats.window}")
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts, for CI smoke runs")
+    args = parser.parse_args(argv)
+    n, rounds, total = (5_000, 3, 100_000) if args.quick else (20_000, 9, 1_000_000)
+    print(f"python {sys.version.split()[0]}; {n:,} spans x {rounds} interleaved rounds per row")
+    bench_span_cost(n, rounds)
+    bench_sampling(n, rounds)
+    bench_stats_and_memory(total)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
