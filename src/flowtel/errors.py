@@ -31,6 +31,7 @@ from opentelemetry.util.types import AttributeValue
 from flowtel import semconv
 from flowtel._error_buckets import OTHER_TYPE, OVERFLOW, Key, KeyTotals, OperationCounters
 from flowtel._scrub import current_scrubber
+from flowtel._values import qualified_type_name, safe_str, safe_text, to_attribute
 from flowtel.exceptions import ConfigurationError
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+_MAX_STACK_CHARS: Final = 32_768
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 _DURATION_BUCKETS_S: Final = (
     0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -383,13 +385,6 @@ def _error_type(span: ReadableSpan, attributes: Mapping[str, object]) -> str:
     return OTHER_TYPE
 
 
-def _type_name(exc: BaseException) -> str:
-    """The fully qualified type name, as OpenTelemetry's ``record_exception`` writes it."""
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module in (None, "builtins") else f"{module}.{cls.__qualname__}"
-
-
 # -- process-wide source -------------------------------------------------------------------
 
 _active: ErrorRateProcessor | None = None
@@ -500,7 +495,7 @@ def _record_error(
     attributes: Mapping[str, object],
 ) -> None:
     scrubber = current_scrubber()
-    error_type = _type_name(exc)
+    error_type = qualified_type_name(type(exc))
     span = trace.get_current_span()
     own = not span.is_recording()
     if own:
@@ -526,13 +521,16 @@ def _record_error(
             operation = span_attributes.get(semconv.OPERATION)
             if not isinstance(operation, str):
                 operation = getattr(span, "name", None) or semconv.SPAN_RECORD_ERROR
-    event: dict[str, AttributeValue] = scrubber.scrub_attributes(
-        {str(k): _attribute_value(v) for k, v in attributes.items()}
-    )
+    event: dict[str, AttributeValue] = {
+        str(key): to_attribute(str(key), value, scrubber) for key, value in attributes.items()
+    }
+    try:
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        stack = ""
     event[semconv.EXCEPTION_TYPE] = error_type
-    event[semconv.EXCEPTION_MESSAGE] = scrubber.scrub_text(str(exc))
-    stacktrace = "".join(traceback.format_exception(exc))
-    event[semconv.EXCEPTION_STACKTRACE] = scrubber.scrub_text(stacktrace)
+    event[semconv.EXCEPTION_MESSAGE] = scrubber.scrub_text(safe_str(exc))
+    event[semconv.EXCEPTION_STACKTRACE] = scrubber.scrub_text(safe_text(stack, _MAX_STACK_CHARS))
     event[semconv.EXCEPTION_ESCAPED] = False
     event[semconv.ERROR_HANDLED] = True
     try:
@@ -543,11 +541,3 @@ def _record_error(
     processor = _active
     if processor is not None:
         processor.record_handled(error_type, component, operation)
-
-
-def _attribute_value(value: object) -> AttributeValue:
-    if isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return [str(v) for v in value]
-    return str(value)

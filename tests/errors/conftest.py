@@ -3,56 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from opentelemetry.context import Context
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    Decision,
-    ParentBased,
-    Sampler,
-    SamplingResult,
-    TraceIdRatioBased,
-)
-from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from opentelemetry.trace.span import TraceState
-from opentelemetry.util.types import Attributes
+from opentelemetry.trace import Status, StatusCode
 
-from flowtel import errors
-
-
-class RecordOnlySampler(Sampler):
-    """Turns the wrapped sampler's DROP into RECORD_ONLY, as the core does with count_unsampled."""
-
-    def __init__(self, inner: Sampler) -> None:
-        self._inner = inner
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        result = self._inner.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
-        if result.decision is Decision.DROP:
-            return SamplingResult(Decision.RECORD_ONLY, attributes, result.trace_state)
-        return result
-
-    def get_description(self) -> str:
-        return f"RecordOnly{{{self._inner.get_description()}}}"
+import flowtel
 
 
 class FakeClock:
@@ -70,67 +30,45 @@ class FakeClock:
 
 @dataclass
 class Pipeline:
-    """Real tracer and meter providers with in-memory export, plus what install() needs."""
+    """flowtel configured with an in-memory span exporter and metric reader."""
 
-    settings: SimpleNamespace
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
+    telemetry: flowtel.Telemetry
     spans: InMemorySpanExporter
     metrics: InMemoryMetricReader
-    processor: errors.ErrorRateProcessor | None = None
-    callbacks: list[Callable[[], object]] = field(default_factory=list)
 
-    def add_shutdown_callback(self, fn: Callable[[], object]) -> None:
-        self.callbacks.append(fn)
-
-    def shutdown(self) -> None:
-        for fn in self.callbacks:
-            fn()
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
-
-
-def _sampler(sample_rate: float | None, count_unsampled: bool) -> Sampler | None:
-    if sample_rate is None:
-        return None
-    ratio = ParentBased(TraceIdRatioBased(sample_rate))
-    return RecordOnlySampler(ratio) if count_unsampled else ratio
+    @property
+    def tracer_provider(self) -> TracerProvider:
+        return self.telemetry.tracer_provider
 
 
 @pytest.fixture
 def make_pipeline() -> Iterator[Callable[..., Pipeline]]:
-    """Build and install pipelines; every one is shut down (and deactivated) after the test."""
+    """Configure flowtel (force=True) per call; every pipeline is shut down after the test."""
     made: list[Pipeline] = []
 
-    def make(
-        *,
-        sample_rate: float | None = None,
-        count_unsampled: bool = True,
-        error_window_minutes: float | None = 60,
-        error_max_keys: int = 1000,
-        metric_readers: Sequence[MetricReader] = (),
-    ) -> Pipeline:
+    def make(metric_readers: Sequence[MetricReader] = (), **options: Any) -> Pipeline:
         spans = InMemorySpanExporter()
         reader = InMemoryMetricReader()
-        tracer_provider = TracerProvider(sampler=_sampler(sample_rate, count_unsampled))
-        tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
-        meter_provider = MeterProvider(metric_readers=[reader, *metric_readers])
-        settings = SimpleNamespace(
-            error_window_minutes=error_window_minutes, error_max_keys=error_max_keys
+        telemetry = flowtel.configure_telemetry(
+            service_name="errors-tests",
+            exporter="none",
+            span_exporters=[spans],
+            metric_readers=[reader, *metric_readers],
+            logging=False,
+            force=True,
+            **options,
         )
-        pipeline = Pipeline(settings, tracer_provider, meter_provider, spans, reader)
-        pipeline.processor = errors.install(pipeline)
-        made.append(pipeline)
-        return pipeline
+        made.append(Pipeline(telemetry, spans, reader))
+        return made[-1]
 
     yield make
     for pipeline in made:
-        pipeline.shutdown()
+        pipeline.telemetry.shutdown()
 
 
 @pytest.fixture
 def pipeline(make_pipeline: Callable[..., Pipeline]) -> Pipeline:
-    """An installed pipeline with default settings and no sampling."""
+    """flowtel with default settings: no sampling, error tracking on."""
     return make_pipeline()
 
 

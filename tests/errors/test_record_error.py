@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
-import pytest
-
 from flowtel import errors, semconv
 
 from .conftest import Pipeline, metric_points
@@ -101,13 +97,16 @@ class TestWithoutCurrentSpan:
 
 
 class TestNeverRaises:
-    def test_unprintable_exception_is_logged_not_raised(
-        self, pipeline: Pipeline, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """An exception whose str() fails does not escape record_error()."""
-        with caplog.at_level(logging.ERROR, logger="flowtel.errors"):
-            errors.record_error(Unprintable())
-        assert any("record_error() failed" in r.getMessage() for r in caplog.records)
+    def test_unprintable_exception_is_recorded(self, pipeline: Pipeline) -> None:
+        """An exception whose str() fails is still recorded and counted, with a placeholder."""
+        tracer = pipeline.tracer_provider.get_tracer("app")
+        with tracer.start_as_current_span("job"):
+            errors.record_error(Unprintable(), weird=object())
+        (span,) = pipeline.spans.get_finished_spans()
+        attributes = dict(span.events[0].attributes or {})
+        assert attributes[semconv.EXCEPTION_MESSAGE] == "<Unprintable: str() failed>"
+        assert str(attributes["weird"]).startswith("<object object at")
+        assert errors.get_error_stats().handled == 1
 
     def test_works_before_install(self) -> None:
         """Without an installed processor record_error() still returns normally."""
