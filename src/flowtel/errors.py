@@ -14,12 +14,9 @@ import logging
 import math
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -29,9 +26,9 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
-from flowtel._error_buckets import OTHER_TYPE, OVERFLOW, Key, KeyTotals, OperationCounters
-from flowtel._scrub import current_scrubber
-from flowtel._values import qualified_type_name, safe_str, safe_text, to_attribute
+from flowtel._error_buckets import OTHER_TYPE, OVERFLOW, OperationCounters
+from flowtel._error_stats import ErrorStats, OperationStats, build_stats, empty_stats
+from flowtel._record_error import add_handled_event
 from flowtel.exceptions import ConfigurationError
 
 __all__ = [
@@ -45,99 +42,10 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-_MAX_STACK_CHARS: Final = 32_768
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 _DURATION_BUCKETS_S: Final = (
     0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
-
-
-class OperationStats(NamedTuple):
-    """Calls and errors of one (component, operation) over the queried window.
-
-    Attributes:
-        total: finished operations (spans), sampled or not.
-        errors: those whose span status was ERROR.
-        handled: errors reported with :func:`record_error`; not part of ``total`` or ``errors``.
-        error_rate: ``errors / total``, 0.0 when there were no calls.
-    """
-
-    total: int
-    errors: int
-    handled: int
-    error_rate: float
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorStats:
-    """An immutable snapshot of calls and errors over the last minutes.
-
-    Attributes:
-        total: finished operations in the window.
-        errors: failed operations (span status ERROR).
-        handled: handled errors reported with :func:`record_error`.
-        error_rate: ``errors / total``, 0.0 when ``total`` is 0.
-        window: the time actually covered: whole buckets, so at least the requested minutes
-            unless the processor is younger than that or the request is longer than its window.
-        by_type: failed operations per error type, most frequent first.
-        by_operation: per (component, operation), most failing first.
-    """
-
-    total: int
-    errors: int
-    handled: int
-    error_rate: float
-    window: timedelta
-    by_type: Mapping[str, int]
-    by_operation: Mapping[Key, OperationStats]
-
-    def top(self, n: int = 5) -> tuple[tuple[Key, OperationStats], ...]:
-        """The ``n`` operations with the most errors (ties: higher rate first), errors only."""
-        failing = [item for item in self.by_operation.items() if item[1].errors]
-        failing.sort(key=lambda item: (-item[1].errors, -item[1].error_rate, item[0]))
-        return tuple(failing[:n])
-
-    def exceeds(self, rate: float = 0.05, min_calls: int = 20) -> bool:
-        """True when at least ``min_calls`` calls were seen and the error rate is above ``rate``.
-
-        ``min_calls`` keeps a health check from flapping on one failure out of two calls.
-        """
-        return self.total >= min_calls and self.error_rate > rate
-
-
-def _rate(errors: int, total: int) -> float:
-    return errors / total if total else 0.0
-
-
-def _empty_stats(window_s: float = 0.0) -> ErrorStats:
-    return ErrorStats(0, 0, 0, 0.0, timedelta(seconds=window_s), MappingProxyType({}),
-                      MappingProxyType({}))  # fmt: skip
-
-
-def _build_stats(per_key: dict[Key, KeyTotals], window_s: float) -> ErrorStats:
-    total = errors = handled = 0
-    by_type: dict[str, int] = {}
-    operations = []
-    for key, (k_total, k_errors, k_handled, k_by_type) in per_key.items():
-        total += k_total
-        errors += k_errors
-        handled += k_handled
-        for error_type, n in k_by_type.items():
-            by_type[error_type] = by_type.get(error_type, 0) + n
-        rate = k_errors / k_total if k_total else 0.0
-        stats = OperationStats(k_total, k_errors, k_handled, rate)
-        operations.append((-k_errors, -rate, key, stats))
-    operations.sort()
-    ordered_types = sorted(by_type.items(), key=lambda i: (-i[1], i[0]))
-    return ErrorStats(
-        total=total,
-        errors=errors,
-        handled=handled,
-        error_rate=_rate(errors, total),
-        window=timedelta(seconds=window_s),
-        by_type=MappingProxyType(dict(ordered_types)),
-        by_operation=MappingProxyType({op[2]: op[3] for op in operations}),
-    )
 
 
 def _window_label(minutes: float) -> str:
@@ -320,7 +228,7 @@ class ErrorRateProcessor(SpanProcessor):
         with self._lock:
             ranges, window_s = self._counters.covered(now, min(last_s, self._window_s))
             per_key = self._counters.totals(ranges, component, operation)
-        return _build_stats(per_key, window_s)
+        return build_stats(per_key, window_s)
 
     # -- metric callbacks (run on the metric reader's thread) ------------------------------
 
@@ -362,7 +270,7 @@ class ErrorRateProcessor(SpanProcessor):
             label = _window_label(minutes)
             for component, (total, errors) in sorted(sums.items()):
                 yield Observation(
-                    _rate(errors, total),
+                    errors / total if total else 0.0,
                     {semconv.COMPONENT: component, semconv.ERROR_RATE_WINDOW: label},
                 )
 
@@ -456,7 +364,7 @@ def get_error_stats(
         if not _missing_logged:
             _missing_logged = True
             _logger.warning("flowtel.errors: get_error_stats() before error tracking is enabled")
-        return _empty_stats()
+        return empty_stats()
     return processor.stats(last_minutes, component, operation)
 
 
@@ -481,63 +389,12 @@ def record_error(
     """
     global _record_failure_logged
     try:
-        _record_error(exc, component, operation, attributes)
+        tracer = _active_tracer or trace.get_tracer(semconv.SCOPE_ERRORS)
+        counted = add_handled_event(exc, component, operation, attributes, tracer)
+        processor = _active
+        if processor is not None:
+            processor.record_handled(*counted)
     except Exception:
         if not _record_failure_logged:
             _record_failure_logged = True
             _logger.exception("flowtel.errors: record_error() failed; error not recorded")
-
-
-def _record_error(
-    exc: BaseException,
-    component: str | None,
-    operation: str | None,
-    attributes: Mapping[str, object],
-) -> None:
-    scrubber = current_scrubber()
-    error_type = qualified_type_name(type(exc))
-    span = trace.get_current_span()
-    own = not span.is_recording()
-    if own:
-        tracer = _active_tracer or trace.get_tracer(semconv.SCOPE_ERRORS)
-        component = component or semconv.SCOPE_ERRORS
-        operation = operation or semconv.SPAN_RECORD_ERROR
-        span = tracer.start_span(
-            semconv.SPAN_RECORD_ERROR,
-            attributes={
-                semconv.COMPONENT: component,
-                semconv.OPERATION: operation,
-                semconv.ERROR_TYPE: error_type,
-            },
-        )
-    else:
-        span_attributes = getattr(span, "attributes", None) or {}
-        if component is None:
-            component = span_attributes.get(semconv.COMPONENT)
-            if not isinstance(component, str):
-                scope = getattr(span, "instrumentation_scope", None)
-                component = scope.name if scope is not None else semconv.SCOPE_ERRORS
-        if operation is None:
-            operation = span_attributes.get(semconv.OPERATION)
-            if not isinstance(operation, str):
-                operation = getattr(span, "name", None) or semconv.SPAN_RECORD_ERROR
-    event: dict[str, AttributeValue] = {
-        str(key): to_attribute(str(key), value, scrubber) for key, value in attributes.items()
-    }
-    try:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        stack = ""
-    event[semconv.EXCEPTION_TYPE] = error_type
-    event[semconv.EXCEPTION_MESSAGE] = scrubber.scrub_text(safe_str(exc))
-    event[semconv.EXCEPTION_STACKTRACE] = scrubber.scrub_text(safe_text(stack, _MAX_STACK_CHARS))
-    event[semconv.EXCEPTION_ESCAPED] = False
-    event[semconv.ERROR_HANDLED] = True
-    try:
-        span.add_event(semconv.EVENT_EXCEPTION, event)
-    finally:
-        if own:
-            span.end()
-    processor = _active
-    if processor is not None:
-        processor.record_handled(error_type, component, operation)
