@@ -42,6 +42,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+_DEFAULT_GAUGE_WINDOWS: Final = (1, 5, 15)
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 _DURATION_BUCKETS_S: Final = (
     0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -97,7 +98,7 @@ class ErrorRateProcessor(SpanProcessor):
         max_keys: int = 1000,
         meter: Meter | None = None,
         bucket_s: float | None = None,
-        gauge_windows_minutes: Sequence[float] = (1, 5, 15),
+        gauge_windows_minutes: Sequence[float] = _DEFAULT_GAUGE_WINDOWS,
         record_durations: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -316,21 +317,29 @@ class _TelemetryLike(Protocol):
 def install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
     """Create the processor from ``telemetry.settings`` and make it the process-wide source.
 
-    Called by ``configure_telemetry()``. Does nothing when ``error_window_minutes`` is falsy.
-    Reads ``error_window_minutes``, ``error_max_keys`` and, when present,
-    ``error_rate_windows_minutes`` (the gauge windows).
+    Called by ``configure_telemetry()``. Does nothing when ``error_window_minutes`` is falsy or
+    the tracer provider is not the SDK's (``OTEL_SDK_DISABLED``). Reads ``error_window_minutes``,
+    ``error_max_keys`` and, when the settings have them, ``error_rate_windows_minutes`` (gauge
+    windows; default 1, 5 and 15 minutes, those longer than the window left out) and
+    ``error_duration_histogram`` (default True).
+
+    Raises:
+        ConfigurationError: a setting is out of range (see :class:`ErrorRateProcessor`).
     """
     global _active, _active_tracer
     settings = telemetry.settings
-    if not settings.error_window_minutes:
+    window = settings.error_window_minutes
+    if not window or not hasattr(telemetry.tracer_provider, "add_span_processor"):
         return None
-    gauge_windows = getattr(settings, "error_rate_windows_minutes", None) or (1, 5, 15)
-    gauge_windows = tuple(w for w in gauge_windows if w * 60 <= settings.error_window_minutes * 60)
+    gauge_windows = getattr(settings, "error_rate_windows_minutes", None)
+    if gauge_windows is None:
+        gauge_windows = tuple(w for w in _DEFAULT_GAUGE_WINDOWS if w <= window)
     processor = ErrorRateProcessor(
-        window_minutes=settings.error_window_minutes,
+        window_minutes=window,
         max_keys=settings.error_max_keys,
         meter=telemetry.meter_provider.get_meter(semconv.SCOPE_ERRORS),
         gauge_windows_minutes=gauge_windows,
+        record_durations=getattr(settings, "error_duration_histogram", True),
     )
     telemetry.tracer_provider.add_span_processor(processor)
     _active = processor

@@ -159,7 +159,7 @@ class TestErrorStats:
         assert timedelta(0) < errors.get_error_stats(last_minutes=15).window < timedelta(minutes=1)
 
 
-class TestWithoutInstall:
+class TestInstall:
     def test_get_error_stats_before_install_is_empty(self) -> None:
         """Before configure_telemetry() get_error_stats() answers with empty stats, not an error."""
         stats = errors.get_error_stats()
@@ -173,3 +173,13 @@ class TestWithoutInstall:
         run_workload(pipeline.tracer_provider)
         assert errors.get_error_stats().total == 0
         assert metric_points(pipeline.metrics, semconv.METRIC_OPERATION_CALLS) == {}
+
+    def test_short_window_drops_longer_gauge_windows(
+        self, make_pipeline: Callable[..., Pipeline]
+    ) -> None:
+        """With error_window_minutes=10 the gauge reports the 1m and 5m windows only."""
+        pipeline = make_pipeline(error_window_minutes=10)
+        run_workload(pipeline.tracer_provider)
+        rates = metric_points(pipeline.metrics, semconv.METRIC_ERROR_RATE)
+        assert {dict(attrs)[semconv.ERROR_RATE_WINDOW] for attrs in rates} == {"1m", "5m"}
+        assert errors.get_error_stats(last_minutes=60).window < timedelta(minutes=11)
