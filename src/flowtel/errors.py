@@ -42,6 +42,10 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
+_COMPONENT: Final = semconv.COMPONENT
+_OPERATION: Final = semconv.OPERATION
+_SPAN_RECORD_ERROR: Final = semconv.SPAN_RECORD_ERROR
+_ERROR: Final = StatusCode.ERROR
 _DEFAULT_GAUGE_WINDOWS: Final = (1, 5, 15)
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 _DURATION_BUCKETS_S: Final = (
@@ -155,8 +159,33 @@ class ErrorRateProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Count ``span``. Never raises, never blocks beyond one short lock."""
+        # Hot path: every finished span passes here, so it reads each span property once,
+        # uses module-level names and leaves all bookkeeping to one call on the counters.
         try:
-            self._count(span)
+            name = span.name
+            if name == _SPAN_RECORD_ERROR and _is_own_span(span):
+                return  # record_error() counted it already, as a handled error
+            attributes = span.attributes
+            if attributes is None:
+                attributes = _NO_ATTRIBUTES
+            component = attributes.get(_COMPONENT)
+            if component.__class__ is not str:
+                scope = span.instrumentation_scope
+                component = scope.name if scope is not None else ""
+            operation = attributes.get(_OPERATION)
+            if operation.__class__ is not str:
+                operation = name
+            code = span.status.status_code
+            error_type = _error_type(span, attributes) if code is _ERROR else None
+            now = self._clock()
+            with self._lock:
+                metric_attributes = self._counters.count(
+                    component, operation, now, code, error_type
+                )
+            if self._duration is not None:
+                end, start = span.end_time, span.start_time
+                if end and start:
+                    self._duration.record((end - start) / 1e9, metric_attributes)
         except Exception:
             if not self._failure_logged:
                 self._failure_logged = True
@@ -170,32 +199,6 @@ class ErrorRateProcessor(SpanProcessor):
         return True
 
     # -- counting --------------------------------------------------------------------------
-
-    def _count(self, span: ReadableSpan) -> None:
-        # Hot path: every finished span passes here, so it reads each span property once and
-        # leaves all bookkeeping to one call on the counters.
-        name = span.name
-        if name == semconv.SPAN_RECORD_ERROR and _is_own_span(span):
-            return  # record_error() counted it already, as a handled error
-        attributes = span.attributes
-        if attributes is None:
-            attributes = _NO_ATTRIBUTES
-        component = attributes.get(semconv.COMPONENT)
-        if component.__class__ is not str:
-            scope = span.instrumentation_scope
-            component = scope.name if scope is not None else ""
-        operation = attributes.get(semconv.OPERATION)
-        if operation.__class__ is not str:
-            operation = name
-        code = span.status.status_code
-        error_type = _error_type(span, attributes) if code is StatusCode.ERROR else None
-        now = self._clock()
-        with self._lock:
-            metric_attributes = self._counters.count(component, operation, now, code, error_type)
-        if self._duration is not None:
-            end, start = span.end_time, span.start_time
-            if end and start:
-                self._duration.record((end - start) / 1e9, metric_attributes)
 
     def _overflowed(self) -> None:
         _logger.warning(
