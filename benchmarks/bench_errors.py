@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -158,6 +159,10 @@ def bench_sampling(n: int, rounds: int) -> None:
         "count_unsampled=False + ErrorRateProcessor": lambda: provider(
             sampler(False), ErrorRateProcessor(meter=meters.get_meter("s1"))
         ),
+        "count_unsampled=True + stats, counters, gauge": lambda: provider(
+            sampler(True),
+            ErrorRateProcessor(meter=meters.get_meter("s3"), record_durations=False),
+        ),
         "count_unsampled=True + ErrorRateProcessor (exact)": lambda: provider(
             sampler(True), ErrorRateProcessor(meter=meters.get_meter("s2"))
         ),
@@ -241,7 +246,10 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="small counts, for CI smoke runs")
     args = parser.parse_args(argv)
     n, rounds, total = (5_000, 3, 100_000) if args.quick else (20_000, 9, 2_000_000)
-    print(f"python {sys.version.split()[0]}; {n:,} spans x {rounds} interleaved rounds per row")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+        f"{n:,} spans x {rounds} interleaved rounds per row"
+    )
     bench_span_cost(n, rounds)
     bench_sampling(n, rounds)
     bench_stats_and_memory(total)

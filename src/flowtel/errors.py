@@ -133,8 +133,8 @@ class ErrorRateProcessor(SpanProcessor):
         errors = defs[semconv.METRIC_ERRORS]
         rate = defs[semconv.METRIC_ERROR_RATE]
         duration = defs[semconv.METRIC_OPERATION_DURATION]
-        # Counters are observable: on_end bumps a dict entry instead of paying the SDK's
-        # per-measurement attribute validation, and the exported data (a monotonic sum) is the same.
+        # Counters are observable: on_end bumps an integer on the key's counters instead of paying
+        # the SDK's per-measurement attribute handling; on the wire it is the same monotonic sum.
         meter.create_observable_counter(
             calls.name, [self._observe_calls], unit=calls.unit, description=calls.description
         )
