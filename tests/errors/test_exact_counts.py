@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
+import flowtel
 from flowtel import errors, semconv
 from flowtel.errors import OperationStats
 
@@ -183,3 +185,22 @@ class TestInstall:
         rates = metric_points(pipeline.metrics, semconv.METRIC_ERROR_RATE)
         assert {dict(attrs)[semconv.ERROR_RATE_WINDOW] for attrs in rates} == {"1m", "5m"}
         assert errors.get_error_stats(last_minutes=60).window < timedelta(minutes=11)
+
+
+class TestTracedAsync:
+    def test_concurrent_async_traced_calls_are_exact(self, pipeline: Pipeline) -> None:
+        """200 concurrent async @traced calls, 20 raising, are all counted with their type."""
+
+        @flowtel.traced(component="agent", operation="step")
+        async def step(n: int) -> None:
+            await asyncio.sleep(0)  # yield so the calls interleave
+            if n % 10 == 0:
+                raise LookupError(n)
+
+        async def main() -> None:
+            results = await asyncio.gather(*(step(n) for n in range(200)), return_exceptions=True)
+            assert sum(isinstance(r, LookupError) for r in results) == 20
+
+        asyncio.run(main())
+        stats = errors.get_error_stats(component="agent")
+        assert (stats.total, stats.errors, dict(stats.by_type)) == (200, 20, {"LookupError": 20})
