@@ -458,7 +458,7 @@ def install(telemetry: Any) -> None:
     telemetry flush.
     """
     settings = telemetry.settings
-    drain_s = getattr(settings, "drain_s", None)
+    drain_s = settings.drain_s
     if drain_s is not None:
         _default.drain_s = drain_s
     flush_timeout_s = getattr(settings, "shutdown_timeout_s", None)
