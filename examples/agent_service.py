@@ -89,6 +89,8 @@ register_shutdown_hook("vector_store", store.close, timeout_s=5)
 # ---------------------------------------------------------------- the agent
 @flowtel.traced(component="agent", operation="retrieve", record_args=["k"])
 async def retrieve(question: str, k: int = 3) -> list[str]:
+    if "unknown" in question:
+        raise LookupError(f"no documents match {question!r}")
     return await store.search(question, k)
 
 
@@ -117,6 +119,8 @@ async def ask(question: str) -> dict[str, object]:
         raise HTTPException(status_code=422, detail="empty question")
     try:
         return await answer(question)
+    except LookupError as exc:
+        raise HTTPException(status_code=404, detail="no documents") from exc
     except CircuitOpenError as exc:
         raise HTTPException(status_code=503, detail="LLM provider unavailable") from exc
 
