@@ -20,11 +20,11 @@ os.environ.setdefault("AGENT_VECTOR_CONNECT_S", "0.4")
 os.environ.setdefault("AGENT_DRAIN_S", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import httpx  # noqa: E402
-import uvicorn  # noqa: E402
+import httpx
+import uvicorn
+from agent_service import app, telemetry
 
-import flowtel  # noqa: E402
-from agent_service import app, telemetry  # noqa: E402
+import flowtel
 
 
 def serve() -> tuple[uvicorn.Server, str, threading.Thread]:
