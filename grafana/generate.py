@@ -74,9 +74,7 @@ def quantile(q: float, name: str, by: str = "", matchers: str = JOB) -> str:
 
 def last_value(name: str, by: str, matchers: str = JOB) -> str:
     """Mean of a histogram per group; for one-shot measurements (startup) that is the value."""
-    return (
-        f"max by ({by}) ({sel(name, '_sum', matchers)} / {sel(name, '_count', matchers)})"
-    )
+    return f"max by ({by}) ({sel(name, '_sum', matchers)} / {sel(name, '_count', matchers)})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,8 +131,14 @@ def target(expr: str, legend: str = "", ref: str = "A", **extra: Any) -> Json:
     return t
 
 
-def panel(kind: str, title: str, description: str, targets: list[Json], unit: str = "short",
-          **options: Any) -> Json:
+def panel(
+    kind: str,
+    title: str,
+    description: str,
+    targets: list[Json],
+    unit: str = "short",
+    **options: Any,
+) -> Json:
     p: Json = {
         "type": kind,
         "title": title,
@@ -179,120 +183,232 @@ def overview() -> Json:
     duration = sc.METRIC_OPERATION_DURATION
 
     lay.row("Operations")
-    lay.add(panel(
-        "timeseries", "Operation rate",
-        "Finished operations per second by component and operation (counted before sampling).",
-        [target(f"sum by ({COMPONENT}, {OPERATION}) ({rate(sel(calls, matchers=OP_FILTER))})",
-                f"{{{{{COMPONENT}}}}} / {{{{{OPERATION}}}}}")],
-        unit="ops",
-    ), w=8)
+    lay.add(
+        panel(
+            "timeseries",
+            "Operation rate",
+            "Finished operations per second by component and operation (counted before sampling).",
+            [
+                target(
+                    f"sum by ({COMPONENT}, {OPERATION}) ({rate(sel(calls, matchers=OP_FILTER))})",
+                    f"{{{{{COMPONENT}}}}} / {{{{{OPERATION}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=8,
+    )
     error_calls = f'{OP_FILTER}, {STATUS}="ERROR"'
-    lay.add(panel(
-        "timeseries", "Error rate",
-        "Share of operations that ended with status ERROR, per component.",
-        [target(
-            f"sum by ({COMPONENT}) ({rate(sel(calls, matchers=error_calls))})"
-            f" / sum by ({COMPONENT}) ({rate(sel(calls, matchers=OP_FILTER))})",
-            f"{{{{{COMPONENT}}}}}")],
-        unit="percentunit",
-    ), w=8)
-    lay.add(panel(
-        "timeseries", "In-process error ratio",
-        "flowtel's own sliding-window error ratio per component (exact, from the span processor).",
-        [target(
-            f"max by ({COMPONENT}, {label(sc.ERROR_RATE_WINDOW)}) "
-            f"({sel(sc.METRIC_ERROR_RATE, matchers=OP_FILTER)})",
-            f"{{{{{COMPONENT}}}}} ({{{{{label(sc.ERROR_RATE_WINDOW)}}}}})")],
-        unit="percentunit",
-    ), w=8)
-    lay.add(panel(
-        "timeseries", "Errors by type",
-        "Errors per second by component, operation and error.type (failed operations and "
-        "record_error calls).",
-        [target(
-            f"sum by ({COMPONENT}, {OPERATION}, {ERROR_TYPE}) "
-            f"({rate(sel(errors, matchers=OP_FILTER))})",
-            f"{{{{{ERROR_TYPE}}}}} in {{{{{COMPONENT}}}}} / {{{{{OPERATION}}}}}")],
-        unit="ops",
-    ), w=12)
-    lay.add(panel(
-        "table", "Top failing operations",
-        "The ten operations with the most errors over the dashboard's time range.",
-        [target(
-            f"topk(10, sum by ({COMPONENT}, {OPERATION}) "
-            f"(increase({sel(errors, matchers=OP_FILTER)}[$__range])))",
-            format="table", instant=True, range=False)],
-        showHeader=True,
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "Latency p50 / p95 / p99",
-        "Operation duration quantiles from the duration histogram; dots are exemplars linking "
-        "to traces in Tempo.",
-        [target(quantile(q, duration, matchers=OP_FILTER), f"p{int(q * 100)}", ref, exemplar=True)
-         for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))],
-        unit="s",
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "p95 latency by operation",
-        "95th percentile duration per component and operation.",
-        [target(quantile(0.95, duration, f"{COMPONENT}, {OPERATION}", OP_FILTER),
-                f"{{{{{COMPONENT}}}}} / {{{{{OPERATION}}}}}", exemplar=True)],
-        unit="s",
-    ), w=12)
+    lay.add(
+        panel(
+            "timeseries",
+            "Error rate",
+            "Share of operations that ended with status ERROR, per component.",
+            [
+                target(
+                    f"sum by ({COMPONENT}) ({rate(sel(calls, matchers=error_calls))})"
+                    f" / sum by ({COMPONENT}) ({rate(sel(calls, matchers=OP_FILTER))})",
+                    f"{{{{{COMPONENT}}}}}",
+                )
+            ],
+            unit="percentunit",
+        ),
+        w=8,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "In-process error ratio",
+            "flowtel's own sliding-window error ratio per component (exact, in-process).",
+            [
+                target(
+                    f"max by ({COMPONENT}, {label(sc.ERROR_RATE_WINDOW)}) "
+                    f"({sel(sc.METRIC_ERROR_RATE, matchers=OP_FILTER)})",
+                    f"{{{{{COMPONENT}}}}} ({{{{{label(sc.ERROR_RATE_WINDOW)}}}}})",
+                )
+            ],
+            unit="percentunit",
+        ),
+        w=8,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Errors by type",
+            "Errors per second by component, operation and error.type (failed operations and "
+            "record_error calls).",
+            [
+                target(
+                    f"sum by ({COMPONENT}, {OPERATION}, {ERROR_TYPE}) "
+                    f"({rate(sel(errors, matchers=OP_FILTER))})",
+                    f"{{{{{ERROR_TYPE}}}}} in {{{{{COMPONENT}}}}} / {{{{{OPERATION}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "table",
+            "Top failing operations",
+            "The ten operations with the most errors over the dashboard's time range.",
+            [
+                target(
+                    f"topk(10, sum by ({COMPONENT}, {OPERATION}) "
+                    f"(increase({sel(errors, matchers=OP_FILTER)}[$__range])))",
+                    format="table",
+                    instant=True,
+                    range=False,
+                )
+            ],
+            showHeader=True,
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Latency p50 / p95 / p99",
+            "Operation duration quantiles from the duration histogram; dots are exemplars linking "
+            "to traces in Tempo.",
+            [
+                target(
+                    quantile(q, duration, matchers=OP_FILTER),
+                    f"p{int(q * 100)}",
+                    ref,
+                    exemplar=True,
+                )
+                for q, ref in ((0.5, "A"), (0.95, "B"), (0.99, "C"))
+            ],
+            unit="s",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "p95 latency by operation",
+            "95th percentile duration per component and operation.",
+            [
+                target(
+                    quantile(0.95, duration, f"{COMPONENT}, {OPERATION}", OP_FILTER),
+                    f"{{{{{COMPONENT}}}}} / {{{{{OPERATION}}}}}",
+                    exemplar=True,
+                )
+            ],
+            unit="s",
+        ),
+        w=12,
+    )
 
     lay.row("Startup and lifecycle")
-    lay.add(panel(
-        "stat", "Startup duration",
-        "Total startup time per instance (the critical path of the startup checks).",
-        [target(last_value(sc.METRIC_STARTUP_DURATION, "job, instance"),
-                "{{job}} {{instance}}")],
-        unit="s",
-    ), w=6)
+    lay.add(
+        panel(
+            "stat",
+            "Startup duration",
+            "Total startup time per instance (the critical path of the startup checks).",
+            [
+                target(
+                    last_value(sc.METRIC_STARTUP_DURATION, "job, instance"), "{{job}} {{instance}}"
+                )
+            ],
+            unit="s",
+        ),
+        w=6,
+    )
     check = label(sc.STARTUP_CHECK)
     outcome = label(sc.STARTUP_OUTCOME)
-    lay.add(panel(
-        "bargauge", "Startup check durations",
-        "Duration of each startup check (all attempts) and its outcome; the per-check timeline "
-        "is the flowtel.startup trace below.",
-        [target(last_value(sc.METRIC_STARTUP_CHECK_DURATION, f"{check}, {outcome}"),
-                f"{{{{{check}}}}} ({{{{{outcome}}}}})")],
-        unit="s", orientation="horizontal", displayMode="gradient",
-    ), w=9)
+    lay.add(
+        panel(
+            "bargauge",
+            "Startup check durations",
+            "Duration of each startup check (all attempts) and its outcome; the per-check timeline "
+            "is the flowtel.startup trace below.",
+            [
+                target(
+                    last_value(sc.METRIC_STARTUP_CHECK_DURATION, f"{check}, {outcome}"),
+                    f"{{{{{check}}}}} ({{{{{outcome}}}}})",
+                )
+            ],
+            unit="s",
+            orientation="horizontal",
+            displayMode="gradient",
+        ),
+        w=9,
+    )
     state = label(sc.LIFECYCLE_STATE)
-    lay.add(panel(
-        "state-timeline", "Lifecycle state",
-        "1 marks the current lifecycle state (STARTING, READY, DEGRADED, DRAINING, STOPPED, "
-        "FAILED).",
-        [target(f"max by ({state}) ({sel(sc.METRIC_LIFECYCLE_STATE)})", f"{{{{{state}}}}}")],
-    ), w=9)
+    lay.add(
+        panel(
+            "state-timeline",
+            "Lifecycle state",
+            "1 marks the current lifecycle state (STARTING, READY, DEGRADED, DRAINING, STOPPED, "
+            "FAILED).",
+            [target(f"max by ({state}) ({sel(sc.METRIC_LIFECYCLE_STATE)})", f"{{{{{state}}}}}")],
+        ),
+        w=9,
+    )
     probe = label(sc.PROBE)
     probe_outcome = label(sc.PROBE_OUTCOME)
-    lay.add(panel(
-        "timeseries", "Probe results",
-        "Kubernetes probe answers per second by probe and outcome (pass/fail).",
-        [target(f"sum by ({probe}, {probe_outcome}) ({rate(sel(sc.METRIC_PROBE_CHECKS))})",
-                f"{{{{{probe}}}}} {{{{{probe_outcome}}}}}")],
-        unit="reqps",
-    ), w=8)
+    lay.add(
+        panel(
+            "timeseries",
+            "Probe results",
+            "Kubernetes probe answers per second by probe and outcome (pass/fail).",
+            [
+                target(
+                    f"sum by ({probe}, {probe_outcome}) ({rate(sel(sc.METRIC_PROBE_CHECKS))})",
+                    f"{{{{{probe}}}}} {{{{{probe_outcome}}}}}",
+                )
+            ],
+            unit="reqps",
+        ),
+        w=8,
+    )
     ready = label(sc.READINESS_CHECK)
-    lay.add(panel(
-        "state-timeline", "Readiness checks",
-        "1 while a background readiness check passes, 0 while it fails (worst instance).",
-        [target(f"min by ({ready}) ({sel(sc.METRIC_READINESS_CHECK_STATUS)})",
-                f"{{{{{ready}}}}}")],
-    ), w=8)
-    lay.add(panel(
-        "stat", "Shutdown duration",
-        "Last graceful shutdown (drain, hooks, flush) per outcome.",
-        [target(last_value(sc.METRIC_SHUTDOWN_DURATION, label(sc.SHUTDOWN_OUTCOME)),
-                f"{{{{{label(sc.SHUTDOWN_OUTCOME)}}}}}")],
-        unit="s",
-    ), w=8)
+    lay.add(
+        panel(
+            "state-timeline",
+            "Readiness checks",
+            "1 while a background readiness check passes, 0 while it fails (worst instance).",
+            [
+                target(
+                    f"min by ({ready}) ({sel(sc.METRIC_READINESS_CHECK_STATUS)})",
+                    f"{{{{{ready}}}}}",
+                )
+            ],
+        ),
+        w=8,
+    )
+    lay.add(
+        panel(
+            "stat",
+            "Shutdown duration",
+            "Last graceful shutdown (drain, hooks, flush) per outcome.",
+            [
+                target(
+                    last_value(sc.METRIC_SHUTDOWN_DURATION, label(sc.SHUTDOWN_OUTCOME)),
+                    f"{{{{{label(sc.SHUTDOWN_OUTCOME)}}}}}",
+                )
+            ],
+            unit="s",
+        ),
+        w=8,
+    )
     traces = panel(
-        "table", "Startup traces",
+        "table",
+        "Startup traces",
         "flowtel.startup traces in Tempo: open one to see every check attempt on a timeline.",
-        [{"datasource": TEMPO, "refId": "A", "queryType": "traceql", "limit": 20,
-          "query": f'{{ name = "{sc.SPAN_STARTUP}" }}', "tableType": "traces"}],
+        [
+            {
+                "datasource": TEMPO,
+                "refId": "A",
+                "queryType": "traceql",
+                "limit": 20,
+                "query": f'{{ name = "{sc.SPAN_STARTUP}" }}',
+                "tableType": "traces",
+            }
+        ],
     )
     traces["datasource"] = TEMPO
     lay.add(traces, w=24)
@@ -300,143 +416,275 @@ def overview() -> Json:
     lay.row("Sentry")
     sentry_outcome = label(sc.SENTRY_OUTCOME)
     sentry_reason = label(sc.SENTRY_REASON)
-    lay.add(panel(
-        "timeseries", "Sentry events sent / dropped",
-        "Events handed to the Sentry transport or dropped, with the drop reason.",
-        [target(f"sum by ({sentry_outcome}, {sentry_reason}) "
-                f"({rate(sel(sc.METRIC_SENTRY_EVENTS))})",
-                f"{{{{{sentry_outcome}}}}} {{{{{sentry_reason}}}}}")],
-        unit="ops",
-    ), w=24)
+    lay.add(
+        panel(
+            "timeseries",
+            "Sentry events sent / dropped",
+            "Events handed to the Sentry transport or dropped, with the drop reason.",
+            [
+                target(
+                    f"sum by ({sentry_outcome}, {sentry_reason}) "
+                    f"({rate(sel(sc.METRIC_SENTRY_EVENTS))})",
+                    f"{{{{{sentry_outcome}}}}} {{{{{sentry_reason}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=24,
+    )
 
     lay.row("Resilience")
     event = label(sc.RESILIENCE_EVENT)
     strategy = label(sc.RESILIENCE_STRATEGY)
     res_outcome = label(sc.RESILIENCE_OUTCOME)
     name = label(sc.RESILIENCE_NAME)
-    lay.add(panel(
-        "timeseries", "Resilience events",
-        "Retries, timeouts, breaker transitions, rejections and limiter waits per second.",
-        [target(f"sum by ({event}, {strategy}, {OPERATION}) "
-                f"({rate(sel(sc.METRIC_RESILIENCE_EVENTS))})",
-                f"{{{{{event}}}}} ({{{{{strategy}}}}}) {{{{{OPERATION}}}}}")],
-        unit="ops",
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "Call outcomes",
-        "Calls through resilience strategies by outcome (success_after_retry, not_permitted, ...).",
-        [target(f"sum by ({res_outcome}, {strategy}) "
-                f"({rate(sel(sc.METRIC_RESILIENCE_CALLS))})",
-                f"{{{{{res_outcome}}}}} ({{{{{strategy}}}}})")],
-        unit="ops",
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "Attempt duration p95",
-        "95th percentile duration of each attempt made by retry, per operation.",
-        [target(quantile(0.95, sc.METRIC_RESILIENCE_ATTEMPT_DURATION, OPERATION),
-                f"{{{{{OPERATION}}}}}")],
-        unit="s",
-    ), w=8)
-    lay.add(panel(
-        "timeseries", "Rate limiter wait p95",
-        "95th percentile time callers waited on each rate limiter.",
-        [target(quantile(0.95, sc.METRIC_RATE_LIMITER_WAIT, name), f"{{{{{name}}}}}")],
-        unit="s",
-    ), w=8)
-    lay.add(panel(
-        "timeseries", "Rate limiter permits available",
-        "Permits currently available per limiter (lowest instance).",
-        [target(f"min by ({name}) ({sel(sc.METRIC_RATE_LIMITER_PERMITS)})", f"{{{{{name}}}}}")],
-    ), w=8)
+    lay.add(
+        panel(
+            "timeseries",
+            "Resilience events",
+            "Retries, timeouts, breaker transitions, rejections and limiter waits per second.",
+            [
+                target(
+                    f"sum by ({event}, {strategy}, {OPERATION}) "
+                    f"({rate(sel(sc.METRIC_RESILIENCE_EVENTS))})",
+                    f"{{{{{event}}}}} ({{{{{strategy}}}}}) {{{{{OPERATION}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Call outcomes",
+            "Calls through resilience strategies by outcome (success_after_retry, ...).",
+            [
+                target(
+                    f"sum by ({res_outcome}, {strategy}) ({rate(sel(sc.METRIC_RESILIENCE_CALLS))})",
+                    f"{{{{{res_outcome}}}}} ({{{{{strategy}}}}})",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Attempt duration p95",
+            "95th percentile duration of each attempt made by retry, per operation.",
+            [
+                target(
+                    quantile(0.95, sc.METRIC_RESILIENCE_ATTEMPT_DURATION, OPERATION),
+                    f"{{{{{OPERATION}}}}}",
+                )
+            ],
+            unit="s",
+        ),
+        w=8,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Rate limiter wait p95",
+            "95th percentile time callers waited on each rate limiter.",
+            [target(quantile(0.95, sc.METRIC_RATE_LIMITER_WAIT, name), f"{{{{{name}}}}}")],
+            unit="s",
+        ),
+        w=8,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Rate limiter permits available",
+            "Permits currently available per limiter (lowest instance).",
+            [target(f"min by ({name}) ({sel(sc.METRIC_RATE_LIMITER_PERMITS)})", f"{{{{{name}}}}}")],
+        ),
+        w=8,
+    )
     circuit = label(sc.CIRCUIT_STATE)
-    lay.add(panel(
-        "state-timeline", "Circuit breaker state",
-        "1 marks each breaker's current state (closed, open, half_open).",
-        [target(f"max by ({name}, {circuit}) ({sel(sc.METRIC_CIRCUIT_STATE)})",
-                f"{{{{{name}}}}} {{{{{circuit}}}}}")],
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "Circuit breaker failure / slow-call ratio",
-        "Failure and slow-call ratio in each breaker's window (worst instance).",
-        [target(f"max by ({name}) ({sel(sc.METRIC_CIRCUIT_FAILURE_RATE)})",
-                f"{{{{{name}}}}} failures", "A"),
-         target(f"max by ({name}) ({sel(sc.METRIC_CIRCUIT_SLOW_CALL_RATE)})",
-                f"{{{{{name}}}}} slow calls", "B")],
-        unit="percentunit",
-    ), w=12)
+    lay.add(
+        panel(
+            "state-timeline",
+            "Circuit breaker state",
+            "1 marks each breaker's current state (closed, open, half_open).",
+            [
+                target(
+                    f"max by ({name}, {circuit}) ({sel(sc.METRIC_CIRCUIT_STATE)})",
+                    f"{{{{{name}}}}} {{{{{circuit}}}}}",
+                )
+            ],
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Circuit breaker failure / slow-call ratio",
+            "Failure and slow-call ratio in each breaker's window (worst instance).",
+            [
+                target(
+                    f"max by ({name}) ({sel(sc.METRIC_CIRCUIT_FAILURE_RATE)})",
+                    f"{{{{{name}}}}} failures",
+                    "A",
+                ),
+                target(
+                    f"max by ({name}) ({sel(sc.METRIC_CIRCUIT_SLOW_CALL_RATE)})",
+                    f"{{{{{name}}}}} slow calls",
+                    "B",
+                ),
+            ],
+            unit="percentunit",
+        ),
+        w=12,
+    )
 
     lay.row("Telemetry loss")
     signal = label(sc.TELEMETRY_SIGNAL)
     reason = label(sc.TELEMETRY_REASON)
-    lay.add(panel(
-        "timeseries", "Telemetry dropped",
-        "Spans, metric points and log records lost inside the service before export.",
-        [target(f"sum by ({signal}, {reason}) ({rate(sel(sc.METRIC_TELEMETRY_DROPPED))})",
-                f"{{{{{signal}}}}} {{{{{reason}}}}}")],
-        unit="ops",
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "Export failures",
-        "Export batches that failed, by signal and reason.",
-        [target(f"sum by ({signal}, {reason}) "
-                f"({rate(sel(sc.METRIC_TELEMETRY_EXPORT_FAILURES))})",
-                f"{{{{{signal}}}}} {{{{{reason}}}}}")],
-        unit="ops",
-    ), w=12)
+    lay.add(
+        panel(
+            "timeseries",
+            "Telemetry dropped",
+            "Spans, metric points and log records lost inside the service before export.",
+            [
+                target(
+                    f"sum by ({signal}, {reason}) ({rate(sel(sc.METRIC_TELEMETRY_DROPPED))})",
+                    f"{{{{{signal}}}}} {{{{{reason}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Export failures",
+            "Export batches that failed, by signal and reason.",
+            [
+                target(
+                    f"sum by ({signal}, {reason}) "
+                    f"({rate(sel(sc.METRIC_TELEMETRY_EXPORT_FAILURES))})",
+                    f"{{{{{signal}}}}} {{{{{reason}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
     return dashboard("flowtel-overview", "flowtel overview", lay.panels, variables())
 
 
 def collector() -> Json:
     lay = Layout()
-    signals = (("spans", "Spans"), ("metric_points", "Metric points"),
-               ("log_records", "Log records"))
+    signals = (
+        ("spans", "Spans"),
+        ("metric_points", "Metric points"),
+        ("log_records", "Log records"),
+    )
     lay.row("Receivers")
     for suffix, title in signals:
-        lay.add(panel(
-            "timeseries", f"{title} accepted / refused",
-            f"{title} per second pushed into the pipeline vs refused (refusals mean the "
-            "memory_limiter or a downstream error pushed back).",
-            [target(f"sum by (receiver) (rate(otelcol_receiver_accepted_{suffix}"
-                    f"[$__rate_interval]))", "accepted {{receiver}}", "A"),
-             target(f"sum by (receiver) (rate(otelcol_receiver_refused_{suffix}"
-                    f"[$__rate_interval]))", "refused {{receiver}}", "B")],
-            unit="ops",
-        ), w=8)
+        lay.add(
+            panel(
+                "timeseries",
+                f"{title} accepted / refused",
+                f"{title} per second pushed into the pipeline vs refused (refusals mean the "
+                "memory_limiter or a downstream error pushed back).",
+                [
+                    target(
+                        f"sum by (receiver) (rate(otelcol_receiver_accepted_{suffix}"
+                        f"[$__rate_interval]))",
+                        "accepted {{receiver}}",
+                        "A",
+                    ),
+                    target(
+                        f"sum by (receiver) (rate(otelcol_receiver_refused_{suffix}"
+                        f"[$__rate_interval]))",
+                        "refused {{receiver}}",
+                        "B",
+                    ),
+                ],
+                unit="ops",
+            ),
+            w=8,
+        )
     lay.row("Processors")
-    lay.add(panel(
-        "timeseries", "Items dropped by processors",
-        "Items in minus items out per processor (tail sampling drops on purpose).",
-        [target("sum by (processor) (rate(otelcol_processor_incoming_items[$__rate_interval]))"
-                " - sum by (processor) (rate(otelcol_processor_outgoing_items"
-                "[$__rate_interval]))", "{{processor}}")],
-        unit="ops",
-    ), w=12)
-    lay.add(panel(
-        "timeseries", "Collector memory",
-        "Resident memory of each collector (memory_limiter: 400 MiB limit, 100 MiB spike).",
-        [target("max by (instance) (otelcol_process_memory_rss)", "{{instance}}")],
-        unit="bytes",
-    ), w=12)
+    lay.add(
+        panel(
+            "timeseries",
+            "Items dropped by processors",
+            "Items in minus items out per processor (tail sampling drops on purpose).",
+            [
+                target(
+                    "sum by (processor) (rate(otelcol_processor_incoming_items[$__rate_interval]))"
+                    " - sum by (processor) (rate(otelcol_processor_outgoing_items"
+                    "[$__rate_interval]))",
+                    "{{processor}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Collector memory",
+            "Resident memory of each collector (memory_limiter: 400 MiB limit, 100 MiB spike).",
+            [target("max by (instance) (otelcol_process_memory_rss)", "{{instance}}")],
+            unit="bytes",
+        ),
+        w=12,
+    )
     lay.row("Exporters")
     for suffix, title in signals:
-        lay.add(panel(
-            "timeseries", f"{title} sent / failed / dropped",
-            f"{title} per second sent, failed to send, and dropped because the queue was full.",
-            [target(f"sum by (exporter) (rate(otelcol_exporter_sent_{suffix}"
-                    f"[$__rate_interval]))", "sent {{exporter}}", "A"),
-             target(f"sum by (exporter) (rate(otelcol_exporter_send_failed_{suffix}"
-                    f"[$__rate_interval]))", "failed {{exporter}}", "B"),
-             target(f"sum by (exporter) (rate(otelcol_exporter_enqueue_failed_{suffix}"
-                    f"[$__rate_interval]))", "dropped {{exporter}}", "C")],
-            unit="ops",
-        ), w=8)
-    lay.add(panel(
-        "timeseries", "Exporter queue size",
-        "Batches waiting in each exporter's sending queue, against its capacity.",
-        [target("max by (exporter) (otelcol_exporter_queue_size)", "size {{exporter}}", "A"),
-         target("max by (exporter) (otelcol_exporter_queue_capacity)",
-                "capacity {{exporter}}", "B")],
-    ), w=24)
+        lay.add(
+            panel(
+                "timeseries",
+                f"{title} sent / failed / dropped",
+                f"{title} per second sent, failed to send, and dropped because the queue was full.",
+                [
+                    target(
+                        f"sum by (exporter) (rate(otelcol_exporter_sent_{suffix}"
+                        f"[$__rate_interval]))",
+                        "sent {{exporter}}",
+                        "A",
+                    ),
+                    target(
+                        f"sum by (exporter) (rate(otelcol_exporter_send_failed_{suffix}"
+                        f"[$__rate_interval]))",
+                        "failed {{exporter}}",
+                        "B",
+                    ),
+                    target(
+                        f"sum by (exporter) (rate(otelcol_exporter_enqueue_failed_{suffix}"
+                        f"[$__rate_interval]))",
+                        "dropped {{exporter}}",
+                        "C",
+                    ),
+                ],
+                unit="ops",
+            ),
+            w=8,
+        )
+    lay.add(
+        panel(
+            "timeseries",
+            "Exporter queue size",
+            "Batches waiting in each exporter's sending queue, against its capacity.",
+            [
+                target("max by (exporter) (otelcol_exporter_queue_size)", "size {{exporter}}", "A"),
+                target(
+                    "max by (exporter) (otelcol_exporter_queue_capacity)",
+                    "capacity {{exporter}}",
+                    "B",
+                ),
+            ],
+        ),
+        w=24,
+    )
     return dashboard("flowtel-otel-collector", "OpenTelemetry Collector", lay.panels, [])
 
 
@@ -467,8 +715,7 @@ def alerts() -> Json:
     by = f"job, {COMPONENT}"
     failed = metric(calls) + "{" + STATUS + '="ERROR"}'
     error_ratio = (
-        f"sum by ({by}) ({rate(failed, '5m')})\n"
-        f"  / sum by ({by}) ({rate(metric(calls), '5m')})"
+        f"sum by ({by}) ({rate(failed, '5m')})\n  / sum by ({by}) ({rate(metric(calls), '5m')})"
     )
     high_error_rate = (
         f"(\n  {error_ratio}\n) > {ERROR_RATE_THRESHOLD}\n"
@@ -481,8 +728,10 @@ def alerts() -> Json:
     def refused_or_failed(kind: str) -> str:
         return "\nor\n".join(
             f"sum by (job, instance, {role}) (rate(otelcol_{role}_{kind}_{s}[5m])) > 0"
-            for role, s in (("receiver" if kind == "refused" else "exporter", s)
-                            for s in ("spans", "metric_points", "log_records"))
+            for role, s in (
+                ("receiver" if kind == "refused" else "exporter", s)
+                for s in ("spans", "metric_points", "log_records")
+            )
         )
 
     return {
