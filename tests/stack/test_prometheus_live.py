@@ -1,0 +1,431 @@
+"""Live proof of the dashboards: a real Prometheus scrapes a flowtel-instrumented process.
+
+The test process is the instrumented service: it exposes ``/metrics`` in-process through the
+``prometheus`` extra (opentelemetry-exporter-prometheus + prometheus_client) on a loopback port,
+drives operations with failures, a startup, probes, Sentry, resilience and telemetry-loss traffic,
+and a real ``prometheus`` binary (Debian package) scrapes it every second with the stack's alert
+rules loaded. Then every dashboard, datasource and alert query runs through Prometheus' HTTP API
+and must return data. In CI (CI=true) a missing ``prometheus`` binary fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import start_http_server
+
+from flowtel import semconv as sc
+
+from . import _stack as st
+
+pytestmark = pytest.mark.integration
+
+JOB = "agent-service"
+DEADLINE_S = 60.0
+POLL_S = 0.2
+#: Grafana variables as the live run substitutes them (1 s scrapes: 15 s holds ~15 samples).
+LIVE_VARIABLES = {"__rate_interval": "15s", "__range": "5m", "job": JOB, "__tags": f'job="{JOB}"'}
+
+_METRICS = {m.name: m for m in sc.METRICS}
+
+
+# --------------------------------------------------------------------------------------------
+# The instrumented service
+# --------------------------------------------------------------------------------------------
+class ServiceTraffic:
+    """Emits every flowtel metric with its semconv name, unit and attributes.
+
+    Until the errors, lifecycle, Sentry and resilience modules land on main, this drives the
+    instruments directly (one block per module, each marked below); the lead swaps each block
+    for the real module so the same queries then prove the modules' output.
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self._meter = meter
+        self._counters = {
+            m.name: meter.create_counter(m.name, unit=m.unit, description=m.description)
+            for m in sc.METRICS
+            if m.instrument is sc.Instrument.COUNTER
+        }
+        self._histograms = {
+            m.name: meter.create_histogram(
+                m.name,
+                unit=m.unit,
+                description=m.description,
+                explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS_S),
+            )
+            for m in sc.METRICS
+            if m.instrument is sc.Instrument.HISTOGRAM
+        }
+        self._gauges: dict[str, list[tuple[float, dict[str, str]]]] = {}
+        for m in sc.METRICS:
+            if m.instrument is sc.Instrument.GAUGE:
+                self._gauges[m.name] = []
+                meter.create_observable_gauge(
+                    m.name, [self._observer(m.name)], unit=m.unit, description=m.description
+                )
+        self.failed_ops: set[tuple[str, str]] = set()
+
+    def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_: CallbackOptions) -> Iterator[Observation]:
+            for value, attrs in list(self._gauges[name]):
+                yield Observation(value, attrs)
+
+        return observe
+
+    def _add(self, name: str, attrs: dict[str, Any], n: int = 1) -> None:
+        self._counters[name].add(n, attrs)
+
+    # errors module (ErrorRateProcessor): RED metrics, errors, in-process error ratio
+    def operations(self, rounds: int) -> None:
+        ops = [("agent", "plan"), ("agent", "answer"), ("retriever", "search")]
+        calls: dict[str, list[int]] = {}
+        for i in range(rounds):
+            component, operation = ops[i % len(ops)]
+            fail = operation != "answer" and i % 5 == 0
+            attrs: dict[str, Any] = {
+                sc.COMPONENT: component,
+                sc.OPERATION: operation,
+                sc.OTEL_STATUS_CODE: "ERROR" if fail else "OK",
+            }
+            if fail:
+                error_type = "builtins.TimeoutError" if i % 2 else "builtins.ValueError"
+                attrs[sc.ERROR_TYPE] = error_type
+                self._add(
+                    sc.METRIC_ERRORS,
+                    {
+                        sc.COMPONENT: component,
+                        sc.OPERATION: operation,
+                        sc.ERROR_TYPE: error_type,
+                        sc.ERROR_HANDLED: False,
+                    },
+                )
+                self.failed_ops.add((component, operation))
+            self._add(sc.METRIC_OPERATION_CALLS, attrs)
+            self._histograms[sc.METRIC_OPERATION_DURATION].record(0.01 + (i % 40) * 0.01, attrs)
+            totals = calls.setdefault(component, [0, 0])
+            totals[0] += 1
+            totals[1] += int(fail)
+        self._gauges[sc.METRIC_ERROR_RATE] = [
+            (errs / total, {sc.COMPONENT: comp, sc.ERROR_RATE_WINDOW: "15m"})
+            for comp, (total, errs) in calls.items()
+        ]
+
+    # lifecycle module: startup orchestrator, lifecycle state, probes, readiness, shutdown
+    def startup_and_lifecycle(self) -> None:
+        hist = self._histograms
+        hist[sc.METRIC_STARTUP_DURATION].record(1.25, {sc.LIFECYCLE_STATE: "DEGRADED"})
+        for check, seconds, outcome in (
+            ("database", 0.4, "success"),
+            ("cache", 0.2, "success"),
+            ("vector_store", 0.85, "failed"),
+        ):
+            hist[sc.METRIC_STARTUP_CHECK_DURATION].record(
+                seconds, {sc.STARTUP_CHECK: check, sc.STARTUP_OUTCOME: outcome}
+            )
+        states = ("STARTING", "READY", "DEGRADED", "DRAINING", "STOPPED", "FAILED")
+        self._gauges[sc.METRIC_LIFECYCLE_STATE] = [
+            (1.0 if s == "DEGRADED" else 0.0, {sc.LIFECYCLE_STATE: s}) for s in states
+        ]
+        for probe, outcome in (
+            ("startup", "fail"),
+            ("startup", "pass"),
+            ("ready", "pass"),
+            ("alive", "pass"),
+            ("health", "pass"),
+        ):
+            self._add(sc.METRIC_PROBE_CHECKS, {sc.PROBE: probe, sc.PROBE_OUTCOME: outcome})
+        self._gauges[sc.METRIC_READINESS_CHECK_STATUS] = [
+            (1.0, {sc.READINESS_CHECK: "database"}),
+            (0.0, {sc.READINESS_CHECK: "llm_api"}),
+        ]
+        hist[sc.METRIC_SHUTDOWN_DURATION].record(0.6, {sc.SHUTDOWN_OUTCOME: "success"})
+
+    # sentry module: events handed to the transport or dropped
+    def sentry(self) -> None:
+        self._add(sc.METRIC_SENTRY_EVENTS, {sc.SENTRY_OUTCOME: "sent", sc.SENTRY_REASON: ""}, 3)
+        self._add(
+            sc.METRIC_SENTRY_EVENTS, {sc.SENTRY_OUTCOME: "dropped", sc.SENTRY_REASON: "duplicate"}
+        )
+
+    # resilience module: retry, timeout, rate limiter, circuit breaker
+    def resilience(self) -> None:
+        for event, strategy in (
+            ("retry", "retry"),
+            ("timeout", "timeout"),
+            ("circuit_opened", "circuit_breaker"),
+            ("rejected", "circuit_breaker"),
+            ("rate_limited", "rate_limit"),
+        ):
+            self._add(
+                sc.METRIC_RESILIENCE_EVENTS,
+                {
+                    sc.RESILIENCE_EVENT: event,
+                    sc.RESILIENCE_STRATEGY: strategy,
+                    sc.OPERATION: "llm.complete",
+                    sc.ERROR_TYPE: "builtins.TimeoutError",
+                },
+            )
+        for outcome in ("success", "success_after_retry", "failed_after_retry", "not_permitted"):
+            self._add(
+                sc.METRIC_RESILIENCE_CALLS,
+                {
+                    sc.RESILIENCE_OUTCOME: outcome,
+                    sc.RESILIENCE_STRATEGY: "retry",
+                    sc.OPERATION: "llm.complete",
+                },
+            )
+        self._histograms[sc.METRIC_RESILIENCE_ATTEMPT_DURATION].record(
+            0.3, {sc.OPERATION: "llm.complete", sc.ERROR_TYPE: "builtins.TimeoutError"}
+        )
+        self._histograms[sc.METRIC_RATE_LIMITER_WAIT].record(0.05, {sc.RESILIENCE_NAME: "llm"})
+        self._gauges[sc.METRIC_RATE_LIMITER_PERMITS] = [(4.0, {sc.RESILIENCE_NAME: "llm"})]
+        self._gauges[sc.METRIC_CIRCUIT_STATE] = [
+            (1.0 if s == "open" else 0.0, {sc.RESILIENCE_NAME: "llm", sc.CIRCUIT_STATE: s})
+            for s in ("closed", "open", "half_open")
+        ]
+        self._gauges[sc.METRIC_CIRCUIT_FAILURE_RATE] = [(0.6, {sc.RESILIENCE_NAME: "llm"})]
+        self._gauges[sc.METRIC_CIRCUIT_SLOW_CALL_RATE] = [(0.1, {sc.RESILIENCE_NAME: "llm"})]
+
+    # core (configure_telemetry): telemetry lost before export
+    def telemetry_loss(self) -> None:
+        self._add(
+            sc.METRIC_TELEMETRY_DROPPED,
+            {sc.TELEMETRY_SIGNAL: "traces", sc.TELEMETRY_REASON: "queue_full"},
+            7,
+        )
+        self._add(
+            sc.METRIC_TELEMETRY_EXPORT_FAILURES,
+            {sc.TELEMETRY_SIGNAL: "traces", sc.TELEMETRY_REASON: "export_failed"},
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus
+# --------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Prometheus:
+    """A real Prometheus on a loopback port with temp config and storage."""
+
+    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(st.ALERTS)],
+            "scrape_configs": [
+                {"job_name": JOB, "static_configs": [{"targets": [target]}]},
+            ],
+        }
+        cfg = workdir / "prometheus.yaml"
+        cfg.write_text(yaml.safe_dump(config))
+        self.log = (workdir / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.logfile = workdir / "prometheus.log"
+
+    def get(self, path: str, **params: str) -> Any:
+        url = f"{self.base}{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = self.get("/api/v1/query", query=expr)
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def wait(self, what: str, check: Callable[[], bool], deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited: {self.logfile.read_text()[-2000:]}")
+            try:
+                if check():
+                    return
+            except OSError:
+                pass
+            time.sleep(POLL_S)  # polling interval while waiting on Prometheus, not a fixed wait
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Prometheus, ServiceTraffic, InMemoryMetricReader]]:
+    binary = st.require_tool("prometheus")
+    reader = PrometheusMetricReader()
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(
+        metric_readers=[reader, memory], resource=Resource.create({sc.SERVICE_NAME: JOB})
+    )
+    server, thread = start_http_server(0, addr="127.0.0.1")
+    prom: Prometheus | None = None
+    try:
+        traffic = ServiceTraffic(provider.get_meter("flowtel.stack-test"))
+        traffic.startup_and_lifecycle()
+        traffic.operations(150)
+        traffic.sentry()
+        traffic.resilience()
+        traffic.telemetry_loss()
+        target = f"127.0.0.1:{server.server_address[1]}"
+        prom = Prometheus(binary, tmp_path_factory.mktemp("prometheus"), target)
+        deadline = time.monotonic() + DEADLINE_S
+        prom.wait(
+            "the scrape target to be up",
+            lambda: bool(prom and prom.query(f'up{{job="{JOB}"}} == 1')),
+            deadline,
+        )
+        # more traffic after the first scrape so rate()/increase() see the counters move
+        traffic.operations(150)
+        traffic.sentry()
+        traffic.resilience()
+        traffic.telemetry_loss()
+        yield prom, traffic, memory
+    finally:
+        if prom is not None:
+            prom.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        provider.shutdown()
+
+
+LIVE_QUERIES = [
+    q
+    for q in st.all_queries()
+    if not (st.metric_names(st.substitute(q.expr)) <= st.COLLECTOR_METRICS)
+]
+
+
+class TestQueriesReturnData:
+    @pytest.mark.parametrize("query", LIVE_QUERIES, ids=lambda q: q.where)
+    def test_query_returns_data(self, live: tuple[Prometheus, Any, Any], query: st.Query) -> None:
+        """Each dashboard, datasource and flowtel alert query returns at least one series."""
+        prom = live[0]
+        expr = st.substitute(query.expr, LIVE_VARIABLES)
+        prom.wait(
+            f"{query.where}: {expr}", lambda: bool(prom.query(expr)), time.monotonic() + DEADLINE_S
+        )
+
+    def test_every_flowtel_series_is_stored_under_its_semconv_name(
+        self, live: tuple[Prometheus, Any, Any]
+    ) -> None:
+        """Prometheus stores exactly the series names prometheus_name() predicts."""
+        prom = live[0]
+        expected = st.flowtel_series_names()
+
+        def stored() -> set[str]:
+            rows = prom.query(f'count by (__name__) ({{__name__=~"flowtel_.*", job="{JOB}"}})')
+            return {r["metric"]["__name__"] for r in rows}
+
+        prom.wait("all flowtel series", lambda: stored() == expected, time.monotonic() + DEADLINE_S)
+
+    def test_top_failing_operations_are_the_failing_ones(
+        self, live: tuple[Prometheus, ServiceTraffic, Any]
+    ) -> None:
+        """The top-failing-operations table lists exactly the operations that failed."""
+        prom, traffic, _ = live
+        [query] = [q for q in LIVE_QUERIES if "Top failing operations" in q.where]
+        expr = st.substitute(query.expr, LIVE_VARIABLES)
+        comp, op = sc.prometheus_label(sc.COMPONENT), sc.prometheus_label(sc.OPERATION)
+
+        def listed() -> set[tuple[str, str]]:
+            return {(r["metric"][comp], r["metric"][op]) for r in prom.query(expr)}
+
+        prom.wait(
+            "top failing operations",
+            lambda: listed() == traffic.failed_ops,
+            time.monotonic() + DEADLINE_S,
+        )
+        assert ("agent", "answer") not in traffic.failed_ops
+
+    def test_emitted_units_match_semconv(self, live: tuple[Any, Any, InMemoryMetricReader]) -> None:
+        """Every flowtel instrument was created with its semconv unit (names depend on it)."""
+        data = live[2].get_metrics_data()
+        assert data is not None
+        seen = {
+            m.name: m.unit
+            for rm in data.resource_metrics
+            for scope in rm.scope_metrics
+            for m in scope.metrics
+            if m.name in _METRICS
+        }
+        assert set(seen) == set(_METRICS)
+        for name, unit in seen.items():
+            assert unit == _METRICS[name].unit, name
+
+
+class TestAlertRules:
+    def test_rules_load_and_evaluate(self, live: tuple[Prometheus, Any, Any]) -> None:
+        """Prometheus loads alerts.yaml and every rule evaluates without error."""
+        prom = live[0]
+
+        def healthy() -> bool:
+            rules = [r for g in prom.get("/api/v1/rules")["data"]["groups"] for r in g["rules"]]
+            names = {r["name"] for r in rules}
+            if names != {q.where.split(": ")[1] for q in st.alert_queries()}:
+                return False
+            return all(
+                r["health"] == "ok" and r.get("lastEvaluation", "").startswith("2") for r in rules
+            )
+
+        prom.wait("rule evaluation", healthy, time.monotonic() + DEADLINE_S)
+
+    def test_error_rate_alert_goes_pending(self, live: tuple[Prometheus, Any, Any]) -> None:
+        """With over 5% failed operations FlowtelHighErrorRate becomes pending for the component."""
+        prom = live[0]
+        comp = sc.prometheus_label(sc.COMPONENT)
+
+        def pending() -> set[str]:
+            alerts = prom.get("/api/v1/alerts")["data"]["alerts"]
+            return {
+                a["labels"][comp]
+                for a in alerts
+                if a["labels"]["alertname"] == "FlowtelHighErrorRate"
+                and a["state"] in {"pending", "firing"}
+            }
+
+        prom.wait(
+            "FlowtelHighErrorRate pending",
+            lambda: pending() == {"agent", "retriever"},
+            time.monotonic() + DEADLINE_S,
+        )
