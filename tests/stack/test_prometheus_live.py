@@ -22,15 +22,17 @@ from typing import Any
 
 import pytest
 import yaml
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.resources import Resource
-from prometheus_client import start_http_server
+from opentelemetry.sdk.trace import TracerProvider
 
+import flowtel
 from flowtel import semconv as sc
+from flowtel._batch_processor import BoundedBatchSpanProcessor
+from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
 
+from ..support.otlp_receiver import refused_endpoint
 from . import _stack as st
 
 pytestmark = pytest.mark.integration
@@ -42,6 +44,8 @@ POLL_S = 0.2
 LIVE_VARIABLES = {"__rate_interval": "15s", "__range": "5m", "job": JOB, "__tags": f'job="{JOB}"'}
 
 _METRICS = {m.name: m for m in sc.METRICS}
+#: Metrics this test emits through the real flowtel module rather than by hand.
+_REAL_MODULE_METRICS = {sc.METRIC_TELEMETRY_DROPPED, sc.METRIC_TELEMETRY_EXPORT_FAILURES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,7 +64,7 @@ class ServiceTraffic:
         self._counters = {
             m.name: meter.create_counter(m.name, unit=m.unit, description=m.description)
             for m in sc.METRICS
-            if m.instrument is sc.Instrument.COUNTER
+            if m.instrument is sc.Instrument.COUNTER and m.name not in _REAL_MODULE_METRICS
         }
         self._histograms = {
             m.name: meter.create_histogram(
@@ -80,6 +84,8 @@ class ServiceTraffic:
                     m.name, [self._observer(m.name)], unit=m.unit, description=m.description
                 )
         self.failed_ops: set[tuple[str, str]] = set()
+        self.guard = ExportGuard(export_timeout_s=5.0)
+        self.guard.instrument(meter)
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterator[Observation]:
@@ -202,17 +208,22 @@ class ServiceTraffic:
         self._gauges[sc.METRIC_CIRCUIT_FAILURE_RATE] = [(0.6, {sc.RESILIENCE_NAME: "llm"})]
         self._gauges[sc.METRIC_CIRCUIT_SLOW_CALL_RATE] = [(0.1, {sc.RESILIENCE_NAME: "llm"})]
 
-    # core (configure_telemetry): telemetry lost before export
-    def telemetry_loss(self) -> None:
-        self._add(
-            sc.METRIC_TELEMETRY_DROPPED,
-            {sc.TELEMETRY_SIGNAL: "traces", sc.TELEMETRY_REASON: "queue_full"},
-            7,
+    # core: telemetry lost before export, counted by the real ExportGuard behind a real
+    # bounded batch processor whose OTLP exporter points at a refused loopback port
+    def telemetry_loss(self, endpoint: str) -> ExportGuard:
+        guard = self.guard
+        exporter = OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=1)
+        processor = BoundedBatchSpanProcessor(
+            exporter, guard, max_queue_size=4, max_export_batch_size=4, schedule_delay_s=60.0
         )
-        self._add(
-            sc.METRIC_TELEMETRY_EXPORT_FAILURES,
-            {sc.TELEMETRY_SIGNAL: "traces", sc.TELEMETRY_REASON: "export_failed"},
-        )
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("flowtel.stack-test")
+        for _ in range(10):  # 4 queued, 6 dropped as queue_full
+            tracer.start_span("work").end()
+        provider.force_flush(timeout_millis=10_000)  # export to the refused port fails
+        provider.shutdown()
+        return guard
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,21 +303,27 @@ def live(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Prometheus, ServiceTraffic, InMemoryMetricReader]]:
     binary = st.require_tool("prometheus")
-    reader = PrometheusMetricReader()
     memory = InMemoryMetricReader()
-    provider = MeterProvider(
-        metric_readers=[reader, memory], resource=Resource.create({sc.SERVICE_NAME: JOB})
+    telemetry = flowtel.configure_telemetry(
+        service_name=JOB,
+        exporter="none",
+        prometheus_port=0,
+        prometheus_host="127.0.0.1",
+        metric_readers=[memory],
+        force=True,
     )
-    server, thread = start_http_server(0, addr="127.0.0.1")
+    assert telemetry.prometheus_port
     prom: Prometheus | None = None
     try:
-        traffic = ServiceTraffic(provider.get_meter("flowtel.stack-test"))
+        traffic = ServiceTraffic(telemetry.meter_provider.get_meter("flowtel.stack-test"))
         traffic.startup_and_lifecycle()
         traffic.operations(150)
         traffic.sentry()
         traffic.resilience()
-        traffic.telemetry_loss()
-        target = f"127.0.0.1:{server.server_address[1]}"
+        guard = traffic.telemetry_loss(refused_endpoint())
+        assert guard.dropped(TelemetrySignal.TRACES, LossReason.QUEUE_FULL) == 6
+        assert guard.failures(TelemetrySignal.TRACES) >= 1
+        target = f"127.0.0.1:{telemetry.prometheus_port}"
         prom = Prometheus(binary, tmp_path_factory.mktemp("prometheus"), target)
         deadline = time.monotonic() + DEADLINE_S
         prom.wait(
@@ -318,15 +335,12 @@ def live(
         traffic.operations(150)
         traffic.sentry()
         traffic.resilience()
-        traffic.telemetry_loss()
+        traffic.telemetry_loss(refused_endpoint())
         yield prom, traffic, memory
     finally:
         if prom is not None:
             prom.stop()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        provider.shutdown()
+        telemetry.shutdown()
 
 
 LIVE_QUERIES = [
