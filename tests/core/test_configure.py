@@ -59,6 +59,7 @@ class TestPrecedence:
             {
                 "OTEL_SERVICE_NAME": "from-env",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
                 "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme,authorization=Bearer%20abc",
                 "OTEL_TRACES_SAMPLER": "traceidratio",
                 "OTEL_TRACES_SAMPLER_ARG": "0.25",
@@ -103,10 +104,15 @@ class TestPrecedence:
             {
                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://base:4318",
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces:9999/custom",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             }
         )
         assert got["endpoint"] == "http://traces:9999/custom"
         assert got["metrics_endpoint"] == "http://base:4318/v1/metrics"
+
+    def test_default_protocol_is_grpc(self) -> None:
+        """Without a protocol option or variable, OTLP uses gRPC."""
+        assert settings_from({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"})["protocol"] == "grpc"
 
     def test_auto_is_console_without_endpoint(self) -> None:
         """exporter='auto' (default) falls back to the console without an OTLP endpoint."""
@@ -284,7 +290,8 @@ class TestImports:
         result = run_python(
             """
             import sys, flowtel
-            flowtel.configure_telemetry(exporter="otlp", otlp_endpoint="http://127.0.0.1:9")
+            flowtel.configure_telemetry(exporter="otlp", otlp_endpoint="http://127.0.0.1:9",
+                                        otlp_protocol="http/protobuf")
             print("grpc" in sys.modules)
             """
         )
