@@ -478,6 +478,16 @@ class TestQueries:
             assert names, f"{q.where}: no metric in {q.expr!r}"
             assert names <= known, f"{q.where}: unknown {names - known}"
 
+    def test_name_and_label_extraction_catch_typos(self) -> None:
+        """The extractors see through functions, groupings, matchers and ranges."""
+        expr = (
+            'sum by (job, flowtel_component) (rate(flowtel_operation_call_total{otel_status="x"}'
+            "[5m])) / on (job) group_left max(flowtel_error_ratio offset 5m)"
+        )
+        assert st.metric_names(expr) == {"flowtel_operation_call_total", "flowtel_error_ratio"}
+        assert not st.metric_names(expr) <= st.flowtel_series_names()
+        assert st.label_names(expr) == {"job", "flowtel_component", "otel_status"}
+
     def test_overview_covers_every_flowtel_metric(self) -> None:
         """Every metric flowtel emits appears on the overview dashboard."""
         board = st.dashboards()["flowtel-overview.json"]
