@@ -497,9 +497,21 @@ def overview() -> Json:
     lay.add(
         panel(
             "timeseries",
-            "Rate limiter permits available",
-            "Permits currently available per limiter (lowest instance).",
-            [target(f"min by ({name}) ({sel(sc.METRIC_RATE_LIMITER_PERMITS)})", f"{{{{{name}}}}}")],
+            "Rate limiter permits and rate",
+            "Permits available now (lowest instance) and the current permit rate per second, "
+            "which an adaptive limiter lowers on throttling and recovers gradually.",
+            [
+                target(
+                    f"min by ({name}) ({sel(sc.METRIC_RATE_LIMITER_PERMITS)})",
+                    f"{{{{{name}}}}} permits",
+                    "A",
+                ),
+                target(
+                    f"min by ({name}) ({sel(sc.METRIC_RATE_LIMITER_RATE)})",
+                    f"{{{{{name}}}}} permits/s",
+                    "B",
+                ),
+            ],
         ),
         w=8,
     )

@@ -268,10 +268,13 @@ EVENTS: Final[tuple[EventDef, ...]] = (
     ),
     EventDef(
         EVENT_RESILIENCE_REJECTED,
-        "An open circuit breaker rejected a call.",
-        (RESILIENCE_NAME, CIRCUIT_STATE),
+        "A breaker (open, or half-open without permits) or a rate limiter (wait over "
+        "max_wait_s) rejected a call.",
+        (RESILIENCE_NAME, RESILIENCE_STRATEGY, CIRCUIT_STATE, RESILIENCE_WAIT),
     ),
-    EventDef(EVENT_RESILIENCE_TIMEOUT, "A call exceeded its timeout.", (RESILIENCE_TIMEOUT,)),
+    EventDef(
+        EVENT_RESILIENCE_TIMEOUT, "A call exceeded its timeout.", (RESILIENCE_TIMEOUT, OPERATION)
+    ),
     EventDef(
         EVENT_RESILIENCE_RATE_LIMITED,
         "A caller waited on a rate limiter over a threshold.",
@@ -298,6 +301,7 @@ METRIC_RESILIENCE_CALLS: Final = "flowtel.resilience.calls"
 METRIC_RESILIENCE_ATTEMPT_DURATION: Final = "flowtel.resilience.attempt.duration"
 METRIC_RATE_LIMITER_WAIT: Final = "flowtel.rate_limiter.wait.duration"
 METRIC_RATE_LIMITER_PERMITS: Final = "flowtel.rate_limiter.available_permits"
+METRIC_RATE_LIMITER_RATE: Final = "flowtel.rate_limiter.rate"
 METRIC_CIRCUIT_STATE: Final = "flowtel.circuit_breaker.state"
 METRIC_CIRCUIT_FAILURE_RATE: Final = "flowtel.circuit_breaker.failure_ratio"
 METRIC_CIRCUIT_SLOW_CALL_RATE: Final = "flowtel.circuit_breaker.slow_call_ratio"
@@ -417,6 +421,13 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         Instrument.GAUGE,
         "{permit}",
         "Permits currently available in a rate limiter.",
+        (RESILIENCE_NAME,),
+    ),
+    MetricDef(
+        METRIC_RATE_LIMITER_RATE,
+        Instrument.GAUGE,
+        "{permit}/s",
+        "Current permit rate of a rate limiter (moves under adaptive AIMD).",
         (RESILIENCE_NAME,),
     ),
     MetricDef(

@@ -10,6 +10,8 @@ and must return data. In CI (CI=true) a missing ``prometheus`` binary fails the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -23,11 +25,12 @@ from typing import Any
 import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
 import flowtel
+from flowtel import resilience
 from flowtel import semconv as sc
 from flowtel._batch_processor import BoundedBatchSpanProcessor
 from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
@@ -45,7 +48,74 @@ LIVE_VARIABLES = {"__rate_interval": "15s", "__range": "5m", "job": JOB, "__tags
 
 _METRICS = {m.name: m for m in sc.METRICS}
 #: Metrics this test emits through the real flowtel module rather than by hand.
-_REAL_MODULE_METRICS = {sc.METRIC_TELEMETRY_DROPPED, sc.METRIC_TELEMETRY_EXPORT_FAILURES}
+_REAL_MODULE_METRICS = {
+    sc.METRIC_TELEMETRY_DROPPED,
+    sc.METRIC_TELEMETRY_EXPORT_FAILURES,
+    sc.METRIC_RESILIENCE_EVENTS,
+    sc.METRIC_RESILIENCE_CALLS,
+    sc.METRIC_RESILIENCE_ATTEMPT_DURATION,
+    sc.METRIC_RATE_LIMITER_WAIT,
+    sc.METRIC_RATE_LIMITER_PERMITS,
+    sc.METRIC_RATE_LIMITER_RATE,
+    sc.METRIC_CIRCUIT_STATE,
+    sc.METRIC_CIRCUIT_FAILURE_RATE,
+    sc.METRIC_CIRCUIT_SLOW_CALL_RATE,
+}
+
+
+class UpstreamError(ConnectionError):
+    """What the simulated upstream raises."""
+
+
+class FlakyUpstream:
+    """Calls a simulated upstream through flowtel.resilience on virtual time (test mode).
+
+    One round produces every resilience metric: a plain success, a success after a retry, a
+    failure after retries, a timeout, a limiter wait, and a breaker that opens and then rejects.
+    """
+
+    def __init__(self, provider: MeterProvider) -> None:
+        self.clock = resilience.VirtualClock()
+        kw: dict[str, Any] = {"clock": self.clock, "meter_provider": provider}
+        self.retry = resilience.retry(3, backoff_s=0.05, name="llm.complete", **kw)
+        self.once = resilience.retry(2, backoff_s=0.05, name="llm.embed", **kw)
+        self.limiter = resilience.rate_limit(1.0, burst=1, name="llm", **kw)
+        self.breaker = resilience.circuit_breaker(
+            "llm",
+            window=resilience.CountWindow(4),
+            minimum_calls=4,
+            open_for_s=600.0,
+            slow_call_duration_s=5.0,
+            **kw,
+        )
+        self.timeout = resilience.timeout(0.01, name="llm.stream", meter_provider=provider)
+        self._failures_left = 0
+
+    def _flaky(self) -> str:
+        if self._failures_left > 0:
+            self._failures_left -= 1
+            raise UpstreamError("upstream reset the connection")
+        return "ok"
+
+    def _down(self) -> str:
+        raise UpstreamError("upstream unavailable")
+
+    async def _hang(self) -> None:
+        await asyncio.Event().wait()  # never set: only the timeout ends it
+
+    def round(self) -> None:
+        self.retry(self._flaky)()  # success
+        self._failures_left = 1
+        self.retry(self._flaky)()  # success_after_retry
+        with contextlib.suppress(UpstreamError):
+            self.once(self._down)()  # failed_after_retry
+        with contextlib.suppress(TimeoutError):
+            asyncio.run(self.timeout(self._hang)())  # timeout
+        for _ in range(2):  # the second call waits ~1 virtual second for a permit
+            self.limiter(self._flaky)()
+        for _ in range(5):  # four failures open the breaker; the fifth call is rejected
+            with contextlib.suppress(UpstreamError, resilience.CircuitOpenError):
+                self.breaker(self._down)()
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,7 +129,7 @@ class ServiceTraffic:
     for the real module so the same queries then prove the modules' output.
     """
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, provider: MeterProvider) -> None:
         self._meter = meter
         self._counters = {
             m.name: meter.create_counter(m.name, unit=m.unit, description=m.description)
@@ -74,11 +144,11 @@ class ServiceTraffic:
                 explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS_S),
             )
             for m in sc.METRICS
-            if m.instrument is sc.Instrument.HISTOGRAM
+            if m.instrument is sc.Instrument.HISTOGRAM and m.name not in _REAL_MODULE_METRICS
         }
         self._gauges: dict[str, list[tuple[float, dict[str, str]]]] = {}
         for m in sc.METRICS:
-            if m.instrument is sc.Instrument.GAUGE:
+            if m.instrument is sc.Instrument.GAUGE and m.name not in _REAL_MODULE_METRICS:
                 self._gauges[m.name] = []
                 meter.create_observable_gauge(
                     m.name, [self._observer(m.name)], unit=m.unit, description=m.description
@@ -86,6 +156,7 @@ class ServiceTraffic:
         self.failed_ops: set[tuple[str, str]] = set()
         self.guard = ExportGuard(export_timeout_s=5.0)
         self.guard.instrument(meter)
+        self._upstream = FlakyUpstream(provider)
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterator[Observation]:
@@ -169,44 +240,9 @@ class ServiceTraffic:
             sc.METRIC_SENTRY_EVENTS, {sc.SENTRY_OUTCOME: "dropped", sc.SENTRY_REASON: "duplicate"}
         )
 
-    # resilience module: retry, timeout, rate limiter, circuit breaker
+    # resilience module (real): retry, timeout, rate limiter and circuit breaker on one provider
     def resilience(self) -> None:
-        for event, strategy in (
-            ("retry", "retry"),
-            ("timeout", "timeout"),
-            ("circuit_opened", "circuit_breaker"),
-            ("rejected", "circuit_breaker"),
-            ("rate_limited", "rate_limit"),
-        ):
-            self._add(
-                sc.METRIC_RESILIENCE_EVENTS,
-                {
-                    sc.RESILIENCE_EVENT: event,
-                    sc.RESILIENCE_STRATEGY: strategy,
-                    sc.OPERATION: "llm.complete",
-                    sc.ERROR_TYPE: "builtins.TimeoutError",
-                },
-            )
-        for outcome in ("success", "success_after_retry", "failed_after_retry", "not_permitted"):
-            self._add(
-                sc.METRIC_RESILIENCE_CALLS,
-                {
-                    sc.RESILIENCE_OUTCOME: outcome,
-                    sc.RESILIENCE_STRATEGY: "retry",
-                    sc.OPERATION: "llm.complete",
-                },
-            )
-        self._histograms[sc.METRIC_RESILIENCE_ATTEMPT_DURATION].record(
-            0.3, {sc.OPERATION: "llm.complete", sc.ERROR_TYPE: "builtins.TimeoutError"}
-        )
-        self._histograms[sc.METRIC_RATE_LIMITER_WAIT].record(0.05, {sc.RESILIENCE_NAME: "llm"})
-        self._gauges[sc.METRIC_RATE_LIMITER_PERMITS] = [(4.0, {sc.RESILIENCE_NAME: "llm"})]
-        self._gauges[sc.METRIC_CIRCUIT_STATE] = [
-            (1.0 if s == "open" else 0.0, {sc.RESILIENCE_NAME: "llm", sc.CIRCUIT_STATE: s})
-            for s in ("closed", "open", "half_open")
-        ]
-        self._gauges[sc.METRIC_CIRCUIT_FAILURE_RATE] = [(0.6, {sc.RESILIENCE_NAME: "llm"})]
-        self._gauges[sc.METRIC_CIRCUIT_SLOW_CALL_RATE] = [(0.1, {sc.RESILIENCE_NAME: "llm"})]
+        self._upstream.round()
 
     # core: telemetry lost before export, counted by the real ExportGuard behind a real
     # bounded batch processor whose OTLP exporter points at a refused loopback port
@@ -315,7 +351,9 @@ def live(
     assert telemetry.prometheus_port
     prom: Prometheus | None = None
     try:
-        traffic = ServiceTraffic(telemetry.meter_provider.get_meter("flowtel.stack-test"))
+        traffic = ServiceTraffic(
+            telemetry.meter_provider.get_meter("flowtel.stack-test"), telemetry.meter_provider
+        )
         traffic.startup_and_lifecycle()
         traffic.operations(150)
         traffic.sentry()

@@ -618,17 +618,22 @@ class TestPrometheusNames:
 def otlp_translated_name(m: sc.MetricDef) -> str:
     """Prometheus 3 OTLP name translation, written from the OTel->Prometheus compatibility spec.
 
-    Tokens are split on characters outside ``[a-zA-Z0-9:]``; the unit word (annotations dropped)
-    is appended unless already a token; counters get ``total`` last; gauges with unit ``1`` get
-    ``ratio`` last. This differs from the scrape exporter only for unit ``1`` gauges, which is why
-    flowtel ratio gauges end in ``ratio`` and state gauges use annotation units.
+    Tokens are split on characters outside ``[a-zA-Z0-9:]``; the unit is split at ``/`` into a
+    main unit (dropped when it is an annotation like ``{call}``) and a per unit (``s`` ->
+    ``per_second``), each appended unless already a token; counters get ``total`` last; gauges
+    with unit ``1`` get ``ratio`` last. This differs from the scrape exporter only for unit ``1``
+    gauges, which is why flowtel ratio gauges end in ``ratio`` and state gauges use annotation
+    units.
     """
     tokens = [t for t in re.split(r"[^a-zA-Z0-9:]+", m.name) if t]
-    unit = re.sub(r"\{[^}]*\}", "", m.unit)
     words = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "", "%": "percent"}
-    word = words.get(unit, unit)
-    if word and word not in tokens:
-        tokens.append(word)
+    per_words = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+    main, _, per = m.unit.partition("/")
+    main_word = "" if ("{" in main or not main) else words.get(main, main)
+    per_word = f"per_{per_words.get(per, per)}" if per and "{" not in per else ""
+    for word in (main_word, per_word):
+        if word and word not in tokens:
+            tokens.append(word)
     if m.instrument is sc.Instrument.COUNTER:
         tokens = [t for t in tokens if t != "total"] + ["total"]
     if m.unit == "1" and m.instrument is sc.Instrument.GAUGE:
