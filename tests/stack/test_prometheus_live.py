@@ -36,6 +36,7 @@ from flowtel._batch_processor import BoundedBatchSpanProcessor
 from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
 
 from ..support.otlp_receiver import refused_endpoint
+from ..support.sentry_server import SentryServer
 from . import _stack as st
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,7 @@ LIVE_VARIABLES = {"__rate_interval": "15s", "__range": "5m", "job": JOB, "__tags
 _METRICS = {m.name: m for m in sc.METRICS}
 #: Metrics this test emits through the real flowtel module rather than by hand.
 _REAL_MODULE_METRICS = {
+    sc.METRIC_SENTRY_EVENTS,
     sc.METRIC_TELEMETRY_DROPPED,
     sc.METRIC_TELEMETRY_EXPORT_FAILURES,
     sc.METRIC_RESILIENCE_EVENTS,
@@ -61,6 +63,25 @@ _REAL_MODULE_METRICS = {
     sc.METRIC_CIRCUIT_FAILURE_RATE,
     sc.METRIC_CIRCUIT_SLOW_CALL_RATE,
 }
+
+
+class StockError(Exception):
+    """Raised by the traced functions that feed the Sentry bridge."""
+
+
+@flowtel.traced(component="shop", operation="reserve")
+def reserve(sku: str) -> None:
+    raise StockError(f"out of stock: {sku}")
+
+
+@flowtel.traced(component="shop", operation="place_order")
+def place_order(sku: str) -> None:
+    reserve(sku)
+
+
+@flowtel.traced(component="shop", operation="checkout")
+def checkout(sku: str) -> None:
+    place_order(sku)
 
 
 class UpstreamError(ConnectionError):
@@ -233,12 +254,11 @@ class ServiceTraffic:
         ]
         hist[sc.METRIC_SHUTDOWN_DURATION].record(0.6, {sc.SHUTDOWN_OUTCOME: "success"})
 
-    # sentry module: events handed to the transport or dropped
+    # sentry module (real): configure_telemetry(sentry_dsn=...) bridges span exceptions to a
+    # Sentry endpoint on loopback; one exception through three spans is 1 sent + 2 duplicates
     def sentry(self) -> None:
-        self._add(sc.METRIC_SENTRY_EVENTS, {sc.SENTRY_OUTCOME: "sent", sc.SENTRY_REASON: ""}, 3)
-        self._add(
-            sc.METRIC_SENTRY_EVENTS, {sc.SENTRY_OUTCOME: "dropped", sc.SENTRY_REASON: "duplicate"}
-        )
+        with contextlib.suppress(StockError):
+            checkout("sku-1")
 
     # resilience module (real): retry, timeout, rate limiter and circuit breaker on one provider
     def resilience(self) -> None:
@@ -340,12 +360,15 @@ def live(
 ) -> Iterator[tuple[Prometheus, ServiceTraffic, InMemoryMetricReader]]:
     binary = st.require_tool("prometheus")
     memory = InMemoryMetricReader()
+    sentry = SentryServer().start()
     telemetry = flowtel.configure_telemetry(
         service_name=JOB,
         exporter="none",
         prometheus_port=0,
         prometheus_host="127.0.0.1",
         metric_readers=[memory],
+        sentry_dsn=sentry.dsn,
+        logging=False,
         force=True,
     )
     assert telemetry.prometheus_port
@@ -359,6 +382,8 @@ def live(
         traffic.sentry()
         traffic.resilience()
         guard = traffic.telemetry_loss(refused_endpoint())
+        assert telemetry.force_flush(10)
+        sentry.wait_for_events(1)
         assert guard.dropped(TelemetrySignal.TRACES, LossReason.QUEUE_FULL) > 0
         assert guard.failures(TelemetrySignal.TRACES) >= 1
         target = f"127.0.0.1:{telemetry.prometheus_port}"
@@ -379,6 +404,7 @@ def live(
         if prom is not None:
             prom.stop()
         telemetry.shutdown()
+        sentry.stop()
 
 
 LIVE_QUERIES = [
@@ -429,6 +455,22 @@ class TestQueriesReturnData:
             time.monotonic() + DEADLINE_S,
         )
         assert ("agent", "answer") not in traffic.failed_ops
+
+    def test_sentry_panel_shows_sent_and_dropped(self, live: tuple[Prometheus, Any, Any]) -> None:
+        """The Sentry panel splits the bridge's events into sent and dropped duplicates."""
+        prom = live[0]
+        [query] = [q for q in LIVE_QUERIES if "Sentry events" in q.where]
+        expr = st.substitute(query.expr, LIVE_VARIABLES)
+        outcome, reason = (sc.prometheus_label(k) for k in (sc.SENTRY_OUTCOME, sc.SENTRY_REASON))
+
+        def series() -> set[tuple[str, str]]:
+            return {(r["metric"][outcome], r["metric"].get(reason, "")) for r in prom.query(expr)}
+
+        prom.wait(
+            "sent and dropped Sentry events",
+            lambda: series() == {("sent", ""), ("dropped", "duplicate")},
+            time.monotonic() + DEADLINE_S,
+        )
 
     def test_emitted_units_match_semconv(self, live: tuple[Any, Any, InMemoryMetricReader]) -> None:
         """Every flowtel instrument was created with its semconv unit (names depend on it)."""
