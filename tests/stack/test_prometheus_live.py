@@ -34,6 +34,7 @@ from flowtel import resilience
 from flowtel import semconv as sc
 from flowtel._batch_processor import BoundedBatchSpanProcessor
 from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel.errors import get_error_stats, record_error
 
 from ..support.otlp_receiver import refused_endpoint
 from ..support.sentry_server import SentryServer
@@ -50,6 +51,10 @@ LIVE_VARIABLES = {"__rate_interval": "15s", "__range": "5m", "job": JOB, "__tags
 _METRICS = {m.name: m for m in sc.METRICS}
 #: Metrics this test emits through the real flowtel module rather than by hand.
 _REAL_MODULE_METRICS = {
+    sc.METRIC_OPERATION_CALLS,
+    sc.METRIC_OPERATION_DURATION,
+    sc.METRIC_ERRORS,
+    sc.METRIC_ERROR_RATE,
     sc.METRIC_SENTRY_EVENTS,
     sc.METRIC_TELEMETRY_DROPPED,
     sc.METRIC_TELEMETRY_EXPORT_FAILURES,
@@ -63,6 +68,25 @@ _REAL_MODULE_METRICS = {
     sc.METRIC_CIRCUIT_FAILURE_RATE,
     sc.METRIC_CIRCUIT_SLOW_CALL_RATE,
 }
+
+
+@flowtel.traced(component="agent", operation="plan")
+def plan(fail: int) -> str:
+    if fail >= 0:
+        raise (TimeoutError if fail % 2 else ValueError)(f"planning step {fail} failed")
+    return "plan"
+
+
+@flowtel.traced(component="agent", operation="answer")
+def answer(fail: int) -> str:
+    return "answer"
+
+
+@flowtel.traced(component="retriever", operation="search")
+def search(fail: int) -> list[str]:
+    if fail >= 0:
+        raise (TimeoutError if fail % 2 else ValueError)(f"search {fail} failed")
+    return ["doc"]
 
 
 class StockError(Exception):
@@ -174,7 +198,6 @@ class ServiceTraffic:
                 meter.create_observable_gauge(
                     m.name, [self._observer(m.name)], unit=m.unit, description=m.description
                 )
-        self.failed_ops: set[tuple[str, str]] = set()
         self.guard = ExportGuard(export_timeout_s=5.0)
         self.guard.instrument(meter)
         self._upstream = FlakyUpstream(provider)
@@ -189,40 +212,17 @@ class ServiceTraffic:
     def _add(self, name: str, attrs: dict[str, Any], n: int = 1) -> None:
         self._counters[name].add(n, attrs)
 
-    # errors module (ErrorRateProcessor): RED metrics, errors, in-process error ratio
+    # errors module (real): @traced operations with failures counted by the ErrorRateProcessor
+    # that configure_telemetry installs, plus a handled error through record_error()
     def operations(self, rounds: int) -> None:
-        ops = [("agent", "plan"), ("agent", "answer"), ("retriever", "search")]
-        calls: dict[str, list[int]] = {}
         for i in range(rounds):
-            component, operation = ops[i % len(ops)]
-            fail = operation != "answer" and i % 5 == 0
-            attrs: dict[str, Any] = {
-                sc.COMPONENT: component,
-                sc.OPERATION: operation,
-                sc.OTEL_STATUS_CODE: "ERROR" if fail else "OK",
-            }
-            if fail:
-                error_type = "builtins.TimeoutError" if i % 2 else "builtins.ValueError"
-                attrs[sc.ERROR_TYPE] = error_type
-                self._add(
-                    sc.METRIC_ERRORS,
-                    {
-                        sc.COMPONENT: component,
-                        sc.OPERATION: operation,
-                        sc.ERROR_TYPE: error_type,
-                        sc.ERROR_HANDLED: False,
-                    },
-                )
-                self.failed_ops.add((component, operation))
-            self._add(sc.METRIC_OPERATION_CALLS, attrs)
-            self._histograms[sc.METRIC_OPERATION_DURATION].record(0.01 + (i % 40) * 0.01, attrs)
-            totals = calls.setdefault(component, [0, 0])
-            totals[0] += 1
-            totals[1] += int(fail)
-        self._gauges[sc.METRIC_ERROR_RATE] = [
-            (errs / total, {sc.COMPONENT: comp, sc.ERROR_RATE_WINDOW: "15m"})
-            for comp, (total, errs) in calls.items()
-        ]
+            fail = i % 5 == 0
+            with contextlib.suppress(TimeoutError, ValueError):
+                [plan, answer, search][i % 3](i if fail else -1)
+        try:
+            raise ConnectionResetError("retriever connection reset, retried by the caller")
+        except ConnectionResetError as exc:
+            record_error(exc, component="retriever", operation="search")
 
     # lifecycle module: startup orchestrator, lifecycle state, probes, readiness, shutdown
     def startup_and_lifecycle(self) -> None:
@@ -438,23 +438,23 @@ class TestQueriesReturnData:
         prom.wait("all flowtel series", lambda: stored() == expected, time.monotonic() + DEADLINE_S)
 
     def test_top_failing_operations_are_the_failing_ones(
-        self, live: tuple[Prometheus, ServiceTraffic, Any]
+        self, live: tuple[Prometheus, Any, Any]
     ) -> None:
-        """The top-failing-operations table lists exactly the operations that failed."""
-        prom, traffic, _ = live
+        """The top-failing table lists exactly the operations get_error_stats() saw fail."""
+        prom = live[0]
         [query] = [q for q in LIVE_QUERIES if "Top failing operations" in q.where]
         expr = st.substitute(query.expr, LIVE_VARIABLES)
         comp, op = sc.prometheus_label(sc.COMPONENT), sc.prometheus_label(sc.OPERATION)
+        stats = get_error_stats(last_minutes=60)
+        failing = {k for k, v in stats.by_operation.items() if v.errors or v.handled}
+        assert ("agent", "plan") in failing and ("agent", "answer") not in failing
 
         def listed() -> set[tuple[str, str]]:
             return {(r["metric"][comp], r["metric"][op]) for r in prom.query(expr)}
 
         prom.wait(
-            "top failing operations",
-            lambda: listed() == traffic.failed_ops,
-            time.monotonic() + DEADLINE_S,
+            "top failing operations", lambda: listed() == failing, time.monotonic() + DEADLINE_S
         )
-        assert ("agent", "answer") not in traffic.failed_ops
 
     def test_sentry_panel_shows_sent_and_dropped(self, live: tuple[Prometheus, Any, Any]) -> None:
         """The Sentry panel splits the bridge's events into sent and dropped duplicates."""
@@ -518,8 +518,19 @@ class TestAlertRules:
                 and a["state"] in {"pending", "firing"}
             }
 
+        per_component: dict[str, list[int]] = {}
+        for (component, _), v in get_error_stats(last_minutes=60).by_operation.items():
+            totals = per_component.setdefault(component, [0, 0])
+            totals[0] += v.total
+            totals[1] += v.errors
+        expected = {
+            c
+            for c, (total, errors) in per_component.items()
+            if total >= 20 and errors / total > 0.05
+        }
+        assert expected == {"agent", "retriever"}
         prom.wait(
             "FlowtelHighErrorRate pending",
-            lambda: pending() == {"agent", "retriever"},
+            lambda: pending() == expected,
             time.monotonic() + DEADLINE_S,
         )
