@@ -113,6 +113,8 @@ LIFECYCLE_FROM: Final = "flowtel.lifecycle.from"
 LIFECYCLE_TO: Final = "flowtel.lifecycle.to"
 SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
 SHUTDOWN_OUTCOME: Final = "flowtel.shutdown.outcome"
+SHUTDOWN_REASON: Final = "flowtel.shutdown.reason"
+SHUTDOWN_DRAIN: Final = "flowtel.shutdown.drain_s"
 PROBE: Final = "flowtel.probe"
 PROBE_OUTCOME: Final = "flowtel.probe.outcome"
 READINESS_CHECK: Final = "flowtel.readiness.check"
@@ -167,6 +169,8 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(LIFECYCLE_TO, "string", "State after a lifecycle transition."),
     AttributeDef(SHUTDOWN_HOOK, "string", "Name of a shutdown hook."),
     AttributeDef(SHUTDOWN_OUTCOME, "string", "success, failed, timeout."),
+    AttributeDef(SHUTDOWN_REASON, "string", "What began shutdown: SIGTERM, SIGINT, exit."),
+    AttributeDef(SHUTDOWN_DRAIN, "double", "Seconds drained before the server stopped."),
     AttributeDef(PROBE, "string", "alive, ready, startup, health."),
     AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
     AttributeDef(READINESS_CHECK, "string", "Name of a background readiness check."),
@@ -230,7 +234,11 @@ SPANS: Final[tuple[SpanDef, ...]] = (
             STARTUP_CRITICAL,
         ),
     ),
-    SpanDef(SPAN_SHUTDOWN, "Graceful shutdown: drain, hooks, telemetry flush.", (LIFECYCLE_STATE,)),
+    SpanDef(
+        SPAN_SHUTDOWN,
+        "Graceful shutdown: drain, hooks, telemetry flush.",
+        (LIFECYCLE_STATE, SHUTDOWN_REASON, SHUTDOWN_DRAIN, SHUTDOWN_OUTCOME),
+    ),
     SpanDef(SPAN_SHUTDOWN_HOOK, "One shutdown hook.", (SHUTDOWN_HOOK, SHUTDOWN_OUTCOME)),
     SpanDef(
         SPAN_RECORD_ERROR,
