@@ -1,11 +1,15 @@
-"""Live proof of the dashboards: a real Prometheus scrapes a flowtel-instrumented process.
+"""Live proof of the dashboards: a real Prometheus scrapes flowtel-instrumented processes.
 
-The test process is the instrumented service: it exposes ``/metrics`` in-process through the
-``prometheus`` extra (opentelemetry-exporter-prometheus + prometheus_client) on a loopback port,
-drives operations with failures, a startup, probes, Sentry, resilience and telemetry-loss traffic,
-and a real ``prometheus`` binary (Debian package) scrapes it every second with the stack's alert
-rules loaded. Then every dashboard, datasource and alert query runs through Prometheus' HTTP API
-and must return data. In CI (CI=true) a missing ``prometheus`` binary fails the test.
+Two targets of one job: this test process, which exposes ``/metrics`` in-process through the
+``prometheus`` extra (``configure_telemetry(prometheus_port=0)``) and drives every flowtel
+module for real (@traced operations with failures and record_error, a Lifecycle startup and
+shutdown with a failing non-critical check, readiness checks, the Sentry bridge to a loopback
+Sentry endpoint, retry/timeout/rate limiter/circuit breaker, and the export guard behind a
+bounded batch processor exporting to a refused port); and ``examples/agent_service.py`` under
+plain ``uvicorn`` (startup checks, lifecycle state, Kubernetes probes, readiness). A real
+``prometheus`` binary (Debian package) scrapes both every second with the stack's alert rules
+loaded; then every dashboard, datasource and flowtel alert query runs through Prometheus' HTTP
+API and must return data. In CI (CI=true) a missing ``prometheus`` binary fails the test.
 """
 
 from __future__ import annotations
@@ -13,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -35,6 +43,9 @@ from flowtel import semconv as sc
 from flowtel._batch_processor import BoundedBatchSpanProcessor
 from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
 from flowtel.errors import get_error_stats, record_error
+from flowtel.lifecycle import Lifecycle
+from flowtel.readiness import ReadinessMonitor
+from flowtel.startup import StartupOrchestrator
 
 from ..support.otlp_receiver import refused_endpoint
 from ..support.sentry_server import SentryServer
@@ -49,25 +60,6 @@ POLL_S = 0.2
 LIVE_VARIABLES = {"__rate_interval": "15s", "__range": "5m", "job": JOB, "__tags": f'job="{JOB}"'}
 
 _METRICS = {m.name: m for m in sc.METRICS}
-#: Metrics this test emits through the real flowtel module rather than by hand.
-_REAL_MODULE_METRICS = {
-    sc.METRIC_OPERATION_CALLS,
-    sc.METRIC_OPERATION_DURATION,
-    sc.METRIC_ERRORS,
-    sc.METRIC_ERROR_RATE,
-    sc.METRIC_SENTRY_EVENTS,
-    sc.METRIC_TELEMETRY_DROPPED,
-    sc.METRIC_TELEMETRY_EXPORT_FAILURES,
-    sc.METRIC_RESILIENCE_EVENTS,
-    sc.METRIC_RESILIENCE_CALLS,
-    sc.METRIC_RESILIENCE_ATTEMPT_DURATION,
-    sc.METRIC_RATE_LIMITER_WAIT,
-    sc.METRIC_RATE_LIMITER_PERMITS,
-    sc.METRIC_RATE_LIMITER_RATE,
-    sc.METRIC_CIRCUIT_STATE,
-    sc.METRIC_CIRCUIT_FAILURE_RATE,
-    sc.METRIC_CIRCUIT_SLOW_CALL_RATE,
-}
 
 
 @flowtel.traced(component="agent", operation="plan")
@@ -167,53 +159,22 @@ class FlakyUpstream:
 # The instrumented service
 # --------------------------------------------------------------------------------------------
 class ServiceTraffic:
-    """Emits every flowtel metric with its semconv name, unit and attributes.
+    """Drives every flowtel module in this process so each metric the dashboards use is emitted.
 
-    Until the errors, lifecycle, Sentry and resilience modules land on main, this drives the
-    instruments directly (one block per module, each marked below); the lead swaps each block
-    for the real module so the same queries then prove the modules' output.
+    All of it is real flowtel: @traced operations counted by the ErrorRateProcessor, the Sentry
+    bridge, the resilience strategies, a Lifecycle with a StartupOrchestrator, and the export
+    guard behind a bounded batch processor. Probes and readiness come from the example service
+    (see :class:`ExampleService`).
     """
 
-    def __init__(self, meter: Meter, provider: MeterProvider) -> None:
-        self._meter = meter
-        self._counters = {
-            m.name: meter.create_counter(m.name, unit=m.unit, description=m.description)
-            for m in sc.METRICS
-            if m.instrument is sc.Instrument.COUNTER and m.name not in _REAL_MODULE_METRICS
-        }
-        self._histograms = {
-            m.name: meter.create_histogram(
-                m.name,
-                unit=m.unit,
-                description=m.description,
-                explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS_S),
-            )
-            for m in sc.METRICS
-            if m.instrument is sc.Instrument.HISTOGRAM and m.name not in _REAL_MODULE_METRICS
-        }
-        self._gauges: dict[str, list[tuple[float, dict[str, str]]]] = {}
-        for m in sc.METRICS:
-            if m.instrument is sc.Instrument.GAUGE and m.name not in _REAL_MODULE_METRICS:
-                self._gauges[m.name] = []
-                meter.create_observable_gauge(
-                    m.name, [self._observer(m.name)], unit=m.unit, description=m.description
-                )
+    def __init__(self, provider: MeterProvider) -> None:
+        self._provider = provider
         self.guard = ExportGuard(export_timeout_s=5.0)
-        self.guard.instrument(meter)
+        self.guard.instrument(provider.get_meter("flowtel.stack-test"))
         self._upstream = FlakyUpstream(provider)
 
-    def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(_: CallbackOptions) -> Iterator[Observation]:
-            for value, attrs in list(self._gauges[name]):
-                yield Observation(value, attrs)
-
-        return observe
-
-    def _add(self, name: str, attrs: dict[str, Any], n: int = 1) -> None:
-        self._counters[name].add(n, attrs)
-
-    # errors module (real): @traced operations with failures counted by the ErrorRateProcessor
-    # that configure_telemetry installs, plus a handled error through record_error()
+    # errors module: @traced operations with failures counted by the ErrorRateProcessor that
+    # configure_telemetry installs, plus a handled error through record_error()
     def operations(self, rounds: int) -> None:
         for i in range(rounds):
             fail = i % 5 == 0
@@ -224,43 +185,40 @@ class ServiceTraffic:
         except ConnectionResetError as exc:
             record_error(exc, component="retriever", operation="search")
 
-    # lifecycle module: startup orchestrator, lifecycle state, probes, readiness, shutdown
-    def startup_and_lifecycle(self) -> None:
-        hist = self._histograms
-        hist[sc.METRIC_STARTUP_DURATION].record(1.25, {sc.LIFECYCLE_STATE: "DEGRADED"})
-        for check, seconds, outcome in (
-            ("database", 0.4, "success"),
-            ("cache", 0.2, "success"),
-            ("vector_store", 0.85, "failed"),
-        ):
-            hist[sc.METRIC_STARTUP_CHECK_DURATION].record(
-                seconds, {sc.STARTUP_CHECK: check, sc.STARTUP_OUTCOME: outcome}
-            )
-        states = ("STARTING", "READY", "DEGRADED", "DRAINING", "STOPPED", "FAILED")
-        self._gauges[sc.METRIC_LIFECYCLE_STATE] = [
-            (1.0 if s == "DEGRADED" else 0.0, {sc.LIFECYCLE_STATE: s}) for s in states
-        ]
-        for probe, outcome in (
-            ("startup", "fail"),
-            ("startup", "pass"),
-            ("ready", "pass"),
-            ("alive", "pass"),
-            ("health", "pass"),
-        ):
-            self._add(sc.METRIC_PROBE_CHECKS, {sc.PROBE: probe, sc.PROBE_OUTCOME: outcome})
-        self._gauges[sc.METRIC_READINESS_CHECK_STATUS] = [
-            (1.0, {sc.READINESS_CHECK: "database"}),
-            (0.0, {sc.READINESS_CHECK: "llm_api"}),
-        ]
-        hist[sc.METRIC_SHUTDOWN_DURATION].record(0.6, {sc.SHUTDOWN_OUTCOME: "success"})
+    # lifecycle module: a startup with a failing non-critical check (DEGRADED), then a shutdown
+    def startup_and_shutdown(self) -> None:
+        orchestrator = StartupOrchestrator(meter_provider=self._provider)
+        orchestrator.add(lambda: {"tables": 12}, name="database", timeout_s=5)
+        orchestrator.add(lambda: None, name="cache", depends_on=["database"], timeout_s=5)
+        orchestrator.add(_llm_unreachable, name="llm_provider", critical=False, timeout_s=5)
+        lifecycle = Lifecycle(
+            orchestrator, drain_s=0, meter_provider=self._provider, flush=lambda _t: True
+        )
 
-    # sentry module (real): configure_telemetry(sentry_dsn=...) bridges span exceptions to a
-    # Sentry endpoint on loopback; one exception through three spans is 1 sent + 2 duplicates
+        readiness = ReadinessMonitor(meter_provider=self._provider)
+        readiness.add(lambda: True, name="database", interval_s=60)
+        readiness.add(lambda: False, name="llm_api", interval_s=60)
+
+        async def run() -> None:
+            report = await lifecycle.start()
+            assert report.state.value == "DEGRADED", report
+            readiness.start()  # first run of every check happens at once
+            deadline = time.monotonic() + DEADLINE_S
+            while any(v.ok is None for v in readiness.statuses().values()):
+                assert time.monotonic() < deadline, "readiness checks never ran"
+                await asyncio.sleep(POLL_S)  # polling interval, bounded by the deadline
+            await readiness.stop()
+            await lifecycle.shutdown()
+
+        asyncio.run(run())
+
+    # sentry module: configure_telemetry(sentry_dsn=...) bridges span exceptions to a Sentry
+    # endpoint on loopback; one exception through three spans is 1 sent + 2 duplicates
     def sentry(self) -> None:
         with contextlib.suppress(StockError):
             checkout("sku-1")
 
-    # resilience module (real): retry, timeout, rate limiter and circuit breaker on one provider
+    # resilience module: retry, timeout, rate limiter and circuit breaker on one provider
     def resilience(self) -> None:
         self._upstream.round()
 
@@ -282,6 +240,69 @@ class ServiceTraffic:
         return guard
 
 
+def _llm_unreachable() -> None:
+    raise ConnectionError("llm provider unreachable")
+
+
+class ExampleService:
+    """examples/agent_service.py under plain ``uvicorn``, exposing ``/metrics`` on a second port.
+
+    It brings the real startup checks, lifecycle state, Kubernetes probes and background
+    readiness check; Prometheus scrapes it as a second instance of the same job.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.metrics_port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{st.ROOT / 'src'}{os.pathsep}{st.ROOT}",
+            "FLOWTEL_EXPORTER": "none",
+            "FLOWTEL_PROMETHEUS_PORT": str(self.metrics_port),
+            "FLOWTEL_PROMETHEUS_HOST": "127.0.0.1",
+            "AGENT_LLM_DOWN": "1",  # a non-critical startup check fails: DEGRADED
+            "AGENT_VECTOR_CONNECT_S": "0.05",
+            "AGENT_DRAIN_S": "0",
+        }
+        self.logfile = workdir / "agent_service.log"
+        self._log = self.logfile.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "examples.agent_service:app",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=st.ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
+
+    def wait_started(self, deadline: float) -> None:
+        """Poll /startup until it answers 200 (503 while the startup checks run)."""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"example exited: {self.logfile.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if self.client.get("/startup").status_code == 200:
+                    return
+            time.sleep(POLL_S)  # polling interval while the service starts, not a fixed wait
+        raise AssertionError(f"example never started: {self.logfile.read_text()[-2000:]}")
+
+    def drive(self) -> None:
+        """Probe every endpoint and ask a few questions."""
+        for path in ("/alive", "/ready", "/health", "/startup"):
+            self.client.get(path)
+        for question in ("what is flowtel", "how do probes work"):
+            assert self.client.post("/ask", params={"question": question}).status_code == 200
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Prometheus
 # --------------------------------------------------------------------------------------------
@@ -295,14 +316,14 @@ def free_port() -> int:
 class Prometheus:
     """A real Prometheus on a loopback port with temp config and storage."""
 
-    def __init__(self, binary: str, workdir: Path, target: str) -> None:
+    def __init__(self, binary: str, workdir: Path, targets: list[str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(st.ALERTS)],
             "scrape_configs": [
-                {"job_name": JOB, "static_configs": [{"targets": [target]}]},
+                {"job_name": JOB, "static_configs": [{"targets": targets}]},
             ],
         }
         cfg = workdir / "prometheus.yaml"
@@ -359,6 +380,7 @@ def live(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Prometheus, ServiceTraffic, InMemoryMetricReader]]:
     binary = st.require_tool("prometheus")
+    workdir = tmp_path_factory.mktemp("stack-live")
     memory = InMemoryMetricReader()
     sentry = SentryServer().start()
     telemetry = flowtel.configure_telemetry(
@@ -372,12 +394,12 @@ def live(
         force=True,
     )
     assert telemetry.prometheus_port
+    example = ExampleService(workdir)
     prom: Prometheus | None = None
     try:
-        traffic = ServiceTraffic(
-            telemetry.meter_provider.get_meter("flowtel.stack-test"), telemetry.meter_provider
-        )
-        traffic.startup_and_lifecycle()
+        deadline = time.monotonic() + DEADLINE_S
+        traffic = ServiceTraffic(telemetry.meter_provider)
+        traffic.startup_and_shutdown()
         traffic.operations(150)
         traffic.sentry()
         traffic.resilience()
@@ -386,12 +408,13 @@ def live(
         sentry.wait_for_events(1)
         assert guard.dropped(TelemetrySignal.TRACES, LossReason.QUEUE_FULL) > 0
         assert guard.failures(TelemetrySignal.TRACES) >= 1
-        target = f"127.0.0.1:{telemetry.prometheus_port}"
-        prom = Prometheus(binary, tmp_path_factory.mktemp("prometheus"), target)
-        deadline = time.monotonic() + DEADLINE_S
+        example.wait_started(deadline)
+        example.drive()
+        targets = [f"127.0.0.1:{telemetry.prometheus_port}", f"127.0.0.1:{example.metrics_port}"]
+        prom = Prometheus(binary, workdir, targets)
         prom.wait(
-            "the scrape target to be up",
-            lambda: bool(prom and prom.query(f'up{{job="{JOB}"}} == 1')),
+            "both scrape targets to be up",
+            lambda: bool(prom and len(prom.query(f'up{{job="{JOB}"}} == 1')) == 2),
             deadline,
         )
         # more traffic after the first scrape so rate()/increase() see the counters move
@@ -399,10 +422,12 @@ def live(
         traffic.sentry()
         traffic.resilience()
         traffic.telemetry_loss(refused_endpoint())
+        example.drive()
         yield prom, traffic, memory
     finally:
         if prom is not None:
             prom.stop()
+        example.stop()
         telemetry.shutdown()
         sentry.stop()
 
@@ -483,7 +508,8 @@ class TestQueriesReturnData:
             for m in scope.metrics
             if m.name in _METRICS
         }
-        assert set(seen) == set(_METRICS)
+        # probes are answered by the example service only; its series are checked by name above
+        assert set(seen) == set(_METRICS) - {sc.METRIC_PROBE_CHECKS}
         for name, unit in seen.items():
             assert unit == _METRICS[name].unit, name
 
