@@ -407,7 +407,7 @@ class Lifecycle:
         meter.create_observable_gauge(
             semconv.METRIC_LIFECYCLE_STATE,
             callbacks=[self._observe_state],
-            unit="1",
+            unit=_unit(semconv.METRIC_LIFECYCLE_STATE),
             description="1 for the current lifecycle state, 0 for the others.",
         )
 
@@ -521,3 +521,8 @@ async def managed_lifecycle(
         await lc.shutdown()
         if installed is not SignalMode.NONE:
             lc.remove_signal_handlers()
+
+
+def _unit(name: str) -> str:
+    """The semconv unit of metric ``name``; it decides the Prometheus series name."""
+    return next(m.unit for m in semconv.METRICS if m.name == name)

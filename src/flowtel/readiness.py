@@ -216,7 +216,7 @@ class ReadinessMonitor:
         meter.create_observable_gauge(
             semconv.METRIC_READINESS_CHECK_STATUS,
             callbacks=[self._observe],
-            unit="1",
+            unit=_unit(semconv.METRIC_READINESS_CHECK_STATUS),
             description="1 when a background readiness check passes, else 0.",
         )
 
@@ -251,3 +251,8 @@ def register_readiness_check(
         return func
 
     return decorate
+
+
+def _unit(name: str) -> str:
+    """The semconv unit of metric ``name``; it decides the Prometheus series name."""
+    return next(m.unit for m in semconv.METRICS if m.name == name)
