@@ -27,3 +27,19 @@ class TestDemo:
         assert re.search(r"get_error_stats\(\): \d+ operations, 2 failed", out)
         assert '"state": "READY"' in out
         assert "✓ flowtel.shutdown " in out
+
+
+class TestTracingQuickstart:
+    def test_docs_example_output(self) -> None:
+        """docs/tracing.md's example prints nested spans, the failure, and scrubs the token."""
+        script = DEMO.parent / "tracing_quickstart.py"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FLOWTEL_"))}
+        result = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == 5
+        assert re.fullmatch(r"[0-9a-f]{8}   ✓ fraud_check \d+\.\d\dms", lines[0])
+        assert "✗ __main__.charge" in lines[3] and "token=[REDACTED]" in lines[3]
+        assert "tok_live_4242" not in result.stdout
