@@ -8,6 +8,7 @@ secret. Thread-safe and lock-free: a :class:`Scrubber` is immutable once built.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
@@ -37,42 +38,52 @@ DEFAULT_KEY_PATTERNS: Final[tuple[str, ...]] = (
     r"ssn",
 )
 
-_TEXT_RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    # PEM private keys, whole block.
-    (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
-        ),
-        REDACTED,
-    ),
-    # Authorization schemes.
-    (re.compile(r"(?i)\b(Bearer|Basic|Digest|Token)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 " + REDACTED),
-    # JWTs anywhere.
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
-    # Credentials in URLs / connection strings: scheme://user:password@host
-    (re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*):[^\s@/]+@"), r"\1:" + REDACTED + "@"),
-    # AWS access key ids.
-    (re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"), REDACTED),
-    # Well-known token prefixes (GitHub, Slack, Stripe, OpenAI-style, Google).
-    (
-        re.compile(
-            r"\b(gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9\-]{10,}|"
-            r"(sk|rk|pk)_(live|test)_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{30,})"
-        ),
-        REDACTED,
-    ),
-    # key=value / key: value pairs whose key looks secret (query strings, headers, kwargs reprs).
-    (
-        re.compile(
-            r"(?i)(['\"]?\b[\w\-]*(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
-            r"private[_\-]?key|authorization|cookie|session[_\-]?id|sessionid|credential|signature)"
-            r"[\w\-]*['\"]?\s*[=:]\s*)(['\"]?)(?!\[REDACTED\])[^\s'\",;&}]+"
-        ),
-        r"\1\2" + REDACTED,
-    ),
-)
 
-_CARD: Final = re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
+# Compiled on first use (functools.cache): compiling them costs milliseconds of process start.
+@functools.cache
+def _text_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
+    return (
+        # PEM private keys, whole block.
+        (
+            re.compile(
+                r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
+            ),
+            REDACTED,
+        ),
+        # Authorization schemes.
+        (
+            re.compile(r"(?i)\b(Bearer|Basic|Digest|Token)\s+[A-Za-z0-9._~+/=\-]{6,}"),
+            r"\1 " + REDACTED,
+        ),
+        # JWTs anywhere.
+        (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
+        # Credentials in URLs / connection strings: scheme://user:password@host
+        (re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*):[^\s@/]+@"), r"\1:" + REDACTED + "@"),
+        # AWS access key ids.
+        (re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"), REDACTED),
+        # Well-known token prefixes (GitHub, Slack, Stripe, OpenAI-style, Google).
+        (
+            re.compile(
+                r"\b(gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9\-]{10,}|"
+                r"(sk|rk|pk)_(live|test)_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{30,})"
+            ),
+            REDACTED,
+        ),
+        # key=value / key: value pairs with a secret-looking key (query strings, headers, reprs).
+        (
+            re.compile(
+                r"(?i)(['\"]?\b[\w\-]*(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
+                r"private[_\-]?key|authorization|cookie|session[_\-]?id|sessionid|credential|signature)"
+                r"[\w\-]*['\"]?\s*[=:]\s*)(['\"]?)(?!\[REDACTED\])[^\s'\",;&}]+"
+            ),
+            r"\1\2" + REDACTED,
+        ),
+    )
+
+
+@functools.cache
+def _card_pattern() -> re.Pattern[str]:
+    return re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -105,7 +116,7 @@ class Scrubber:
         enabled: ``False`` turns scrubbing off entirely (an explicit, documented opt-out).
     """
 
-    __slots__ = ("_enabled", "_extra_values", "_key_cache", "_key_re")
+    __slots__ = ("_enabled", "_extra_values", "_key_cache", "_key_re", "_key_source")
 
     def __init__(
         self,
@@ -115,7 +126,8 @@ class Scrubber:
         enabled: bool = True,
     ) -> None:
         self._enabled = enabled
-        self._key_re = re.compile("|".join((*DEFAULT_KEY_PATTERNS, *extra_key_patterns)))
+        self._key_source = "|".join((*DEFAULT_KEY_PATTERNS, *extra_key_patterns))
+        self._key_re: re.Pattern[str] | None = None  # compiled on first use
         self._extra_values = tuple(re.compile(p) for p in extra_value_patterns)
         self._key_cache: dict[str, bool] = {}
 
@@ -130,6 +142,8 @@ class Scrubber:
             return False
         hit = self._key_cache.get(key)
         if hit is None:
+            if self._key_re is None:
+                self._key_re = re.compile(self._key_source)
             hit = self._key_re.search(_normalise_key(key)) is not None
             if len(self._key_cache) < 4096:  # bounded: keys are code-defined, but be safe
                 self._key_cache[key] = hit
@@ -139,10 +153,10 @@ class Scrubber:
         """Replace secret-shaped substrings of ``text``."""
         if not self._enabled or not text:
             return text
-        for pattern, repl in _TEXT_RULES:
+        for pattern, repl in _text_rules():
             text = pattern.sub(repl, text)
         if any(ch.isdigit() for ch in text):
-            text = _CARD.sub(_mask_card, text)
+            text = _card_pattern().sub(_mask_card, text)
         for pattern in self._extra_values:
             text = pattern.sub(REDACTED, text)
         return text

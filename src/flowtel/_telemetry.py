@@ -12,6 +12,7 @@ import atexit
 import importlib
 import importlib.util
 import logging
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,8 @@ _FEATURES: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("flowtel.errors", lambda s: bool(s.error_window_minutes)),
     ("flowtel.sentry", lambda s: bool(s.sentry_dsn)),
     ("flowtel.logging", lambda s: s.logging),
-    ("flowtel.lifecycle", lambda s: True),
+    # Only when already imported: the module applies the settings itself when imported later.
+    ("flowtel.lifecycle", lambda s: "flowtel.lifecycle" in sys.modules),
 )
 
 
@@ -423,10 +425,11 @@ def _install_globals(telemetry: Telemetry) -> None:
     trace_api.set_tracer_provider(telemetry.tracer_provider)
     metrics_api.set_meter_provider(telemetry.meter_provider)
     logs_api.set_logger_provider(telemetry.logger_provider)
-    # Breakers and limiters created earlier report their gauges through the new provider too.
-    from flowtel._resilience_telemetry import bind_global_provider
-
-    bind_global_provider()
+    # Breakers and limiters created earlier report their gauges through the new provider too
+    # (none exist unless flowtel.resilience was imported).
+    resilience_telemetry = sys.modules.get("flowtel._resilience_telemetry")
+    if resilience_telemetry is not None:
+        resilience_telemetry.bind_global_provider()
 
     propagators: list[Any] = []
     for name in telemetry.settings.propagators:

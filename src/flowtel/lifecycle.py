@@ -445,6 +445,15 @@ def _flush_telemetry(timeout_s: float) -> bool:
 _default = Lifecycle()
 
 
+def _apply_configured_settings() -> None:
+    # configure_telemetry() may have run before this module was first imported.
+    from flowtel import _telemetry
+
+    current = _telemetry.current()
+    if current is not None:
+        install(current)
+
+
 def default_lifecycle() -> Lifecycle:
     """The process-wide lifecycle used by ``add_k8s_probes`` and :func:`managed_lifecycle`."""
     return _default
@@ -453,9 +462,10 @@ def default_lifecycle() -> Lifecycle:
 def install(telemetry: Any) -> None:
     """Apply ``configure_telemetry()`` settings to the process-wide lifecycle.
 
-    Called by the core when telemetry is configured: ``settings.drain_s`` (when the core
-    defines it) becomes the drain delay, and ``settings.shutdown_timeout_s`` bounds the final
-    telemetry flush.
+    Called by the core when telemetry is (re)configured and this module is loaded, and by this
+    module when it is first imported after configuration (so services that never use the
+    lifecycle never pay for importing it): ``settings.drain_s`` becomes the drain delay, and
+    ``settings.shutdown_timeout_s`` bounds the final telemetry flush.
     """
     settings = telemetry.settings
     drain_s = settings.drain_s
@@ -526,3 +536,6 @@ async def managed_lifecycle(
 def _unit(name: str) -> str:
     """The semconv unit of metric ``name``; it decides the Prometheus series name."""
     return next(m.unit for m in semconv.METRICS if m.name == name)
+
+
+_apply_configured_settings()
