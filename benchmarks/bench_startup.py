@@ -49,16 +49,16 @@ import flowtel
 flowtel.configure_telemetry(service_name="bench", exporter="otlp")
 """
 
-FLOWTEL_GRPC = """
+FLOWTEL_HTTP = """
 import flowtel
-flowtel.configure_telemetry(service_name="bench", exporter="otlp", otlp_protocol="grpc")
+flowtel.configure_telemetry(service_name="bench", exporter="otlp", otlp_protocol="http/protobuf")
 """
 
 VARIANTS = {
     "raw SDK, gRPC, traces only": RAW_GRPC_TRACES,
     "raw SDK, gRPC, traces+metrics+logs": RAW_GRPC_ALL,
-    "flowtel, otlp (http/protobuf default)": FLOWTEL_DEFAULT,
-    "flowtel, otlp_protocol=grpc": FLOWTEL_GRPC,
+    "flowtel, otlp (default protocol: grpc)": FLOWTEL_DEFAULT,
+    "flowtel, otlp_protocol=http/protobuf": FLOWTEL_HTTP,
 }
 
 
