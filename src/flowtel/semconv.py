@@ -134,6 +134,7 @@ TELEMETRY_REASON: Final = "flowtel.reason"
 
 LOG_LOGGER: Final = "logger.name"
 LOG_THREAD: Final = "thread.name"
+CODE_STACKTRACE: Final = "code.stacktrace"
 
 ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(SERVICE_NAME, "string", "Resource: the logical service name."),
@@ -183,6 +184,10 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(TELEMETRY_SIGNAL, "string", "traces, metrics or logs."),
     AttributeDef(TELEMETRY_REASON, "string", "Why telemetry was lost: queue_full, export_failed, "
                  "shutdown_timeout."),
+    AttributeDef(LOG_LOGGER, "string", "Log records: the stdlib logger that emitted the record."),
+    AttributeDef(LOG_THREAD, "string", "Log records: the thread that emitted the record."),
+    AttributeDef(CODE_STACKTRACE, "string", "Log records: the stack of a record logged with "
+                 "stack_info=True."),
 )
 
 # --------------------------------------------------------------------------------------------
