@@ -167,9 +167,7 @@ def json_value(key: str, value: object, scrubber: Scrubber, depth: int = 0) -> A
 
 def extra_fields(record: logging.LogRecord) -> dict[str, object]:
     """The fields a caller passed with ``extra=`` (or structlog's bound context)."""
-    return {
-        k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[:1] != "_"
-    }
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[:1] != "_"}
 
 
 def _qualified_type(exc_type: type[BaseException]) -> str:

@@ -316,4 +316,3 @@ def telemetry(request: pytest.FixtureRequest) -> Iterator[TelemetryCapture]:
         yield capture
     finally:
         capture.close()
-
