@@ -228,10 +228,19 @@ class OTelLogHandler(logging.Handler):
         super().__init__(level=level)
         self._provider = logger_provider
         self._excluded = tuple(excluded)
+        self._excluded_cache: dict[str, bool] = {}
+
+    def _is_excluded(self, name: str) -> bool:
+        hit = self._excluded_cache.get(name)
+        if hit is None:
+            hit = is_excluded(name, self._excluded)
+            if len(self._excluded_cache) < 4096:  # logger names are code-defined; bound anyway
+                self._excluded_cache[name] = hit
+        return hit
 
     def emit(self, record: logging.LogRecord) -> None:
         """Translate and hand over one record; drops it instead of raising or recursing."""
-        if getattr(_local, "busy", False) or is_excluded(record.name, self._excluded):
+        if getattr(_local, "busy", False) or self._is_excluded(record.name):
             return
         if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
             return

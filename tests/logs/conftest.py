@@ -76,17 +76,19 @@ def otlp_pipeline() -> Iterator[Callable[..., Pipeline]]:
     """Factory: a pipeline exporting logs over real OTLP (``grpc`` or ``http``) to ``endpoint``."""
     made: list[Pipeline] = []
 
-    def make(endpoint: str, protocol: str = "grpc", **batch: Any) -> Pipeline:
+    def make(
+        endpoint: str, protocol: str = "grpc", timeout_s: float = 5, **batch: Any
+    ) -> Pipeline:
         if protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
-            exporter: Any = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=5)
+            exporter: Any = OTLPLogExporter(endpoint=endpoint, insecure=True, timeout=timeout_s)
         else:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import (
                 OTLPLogExporter as HttpLogExporter,
             )
 
-            exporter = HttpLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=5)
+            exporter = HttpLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=timeout_s)
         pipe = Pipeline(BatchLogRecordProcessor(exporter, **batch))
         instrument_logging(pipe.logger_provider, service_name=SERVICE)
         made.append(pipe)
