@@ -105,7 +105,7 @@ class Scrubber:
         enabled: ``False`` turns scrubbing off entirely (an explicit, documented opt-out).
     """
 
-    __slots__ = ("_enabled", "_extra_values", "_key_re", "_key_cache")
+    __slots__ = ("_enabled", "_extra_values", "_key_cache", "_key_re")
 
     def __init__(
         self,
@@ -159,7 +159,9 @@ class Scrubber:
             return [self.scrub_text(v) for v in value if isinstance(v, str)]
         return value
 
-    def scrub_attributes(self, attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    def scrub_attributes(
+        self, attributes: Mapping[str, AttributeValue]
+    ) -> dict[str, AttributeValue]:
         """Return a scrubbed copy of ``attributes``."""
         return {k: self.scrub_value(k, v) for k, v in attributes.items()}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Final
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class Instrument(str, Enum):
+class Instrument(StrEnum):
     """The OpenTelemetry instrument kind behind a metric."""
 
     COUNTER = "counter"
@@ -159,7 +159,9 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(STARTUP_TIMEOUT, "double", "Per-attempt timeout of a startup check, seconds."),
     AttributeDef(STARTUP_CRITICAL, "bool", "Whether a failed check fails startup."),
     AttributeDef(STARTUP_DELAY, "double", "Backoff before the next attempt, seconds."),
-    AttributeDef(LIFECYCLE_STATE, "string", "STARTING, READY, DEGRADED, DRAINING, STOPPED, FAILED."),
+    AttributeDef(
+        LIFECYCLE_STATE, "string", "STARTING, READY, DEGRADED, DRAINING, STOPPED, FAILED."
+    ),
     AttributeDef(LIFECYCLE_FROM, "string", "State before a lifecycle transition."),
     AttributeDef(LIFECYCLE_TO, "string", "State after a lifecycle transition."),
     AttributeDef(SHUTDOWN_HOOK, "string", "Name of a shutdown hook."),
@@ -168,13 +170,22 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
     AttributeDef(READINESS_CHECK, "string", "Name of a background readiness check."),
     AttributeDef(SENTRY_OUTCOME, "string", "sent or dropped."),
-    AttributeDef(SENTRY_REASON, "string", "Why an event was dropped (e.g. duplicate, rate_limited)."),
+    AttributeDef(
+        SENTRY_REASON, "string", "Why an event was dropped (e.g. duplicate, rate_limited)."
+    ),
     AttributeDef(SENTRY_EVENT_ID, "string", "On exception events: the Sentry event id."),
     AttributeDef(RESILIENCE_STRATEGY, "string", "retry, timeout, rate_limit, circuit_breaker."),
-    AttributeDef(RESILIENCE_EVENT, "string", "retry, timeout, circuit_opened, circuit_half_opened, "
-                 "circuit_closed, rejected, rate_limited."),
-    AttributeDef(RESILIENCE_OUTCOME, "string", "success, success_after_retry, failed, "
-                 "failed_after_retry, not_permitted."),
+    AttributeDef(
+        RESILIENCE_EVENT,
+        "string",
+        "retry, timeout, circuit_opened, circuit_half_opened, "
+        "circuit_closed, rejected, rate_limited.",
+    ),
+    AttributeDef(
+        RESILIENCE_OUTCOME,
+        "string",
+        "success, success_after_retry, failed, failed_after_retry, not_permitted.",
+    ),
     AttributeDef(RESILIENCE_NAME, "string", "Name of a breaker or limiter instance."),
     AttributeDef(RESILIENCE_ATTEMPT, "int", "1-based attempt number."),
     AttributeDef(RESILIENCE_DELAY, "double", "Delay before the next attempt, seconds."),
@@ -182,12 +193,16 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(RESILIENCE_TIMEOUT, "double", "Timeout that elapsed, seconds."),
     AttributeDef(CIRCUIT_STATE, "string", "closed, open, half_open."),
     AttributeDef(TELEMETRY_SIGNAL, "string", "traces, metrics or logs."),
-    AttributeDef(TELEMETRY_REASON, "string", "Why telemetry was lost: queue_full, export_failed, "
-                 "shutdown_timeout."),
+    AttributeDef(
+        TELEMETRY_REASON,
+        "string",
+        "Why telemetry was lost: queue_full, export_failed, shutdown_timeout.",
+    ),
     AttributeDef(LOG_LOGGER, "string", "Log records: the stdlib logger that emitted the record."),
     AttributeDef(LOG_THREAD, "string", "Log records: the thread that emitted the record."),
-    AttributeDef(CODE_STACKTRACE, "string", "Log records: the stack of a record logged with "
-                 "stack_info=True."),
+    AttributeDef(
+        CODE_STACKTRACE, "string", "Log records: the stack of a record logged with stack_info=True."
+    ),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -200,15 +215,30 @@ SPAN_SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
 SPAN_RECORD_ERROR: Final = "flowtel.record_error"
 
 SPANS: Final[tuple[SpanDef, ...]] = (
-    SpanDef(SPAN_STARTUP, "Root span of service startup; one child per check attempt.",
-            (LIFECYCLE_STATE,)),
-    SpanDef(SPAN_STARTUP_CHECK, "One attempt of a startup check.",
-            (STARTUP_CHECK, STARTUP_PRIORITY, STARTUP_ATTEMPT, STARTUP_OUTCOME, STARTUP_TIMEOUT,
-             STARTUP_CRITICAL)),
+    SpanDef(
+        SPAN_STARTUP,
+        "Root span of service startup; one child per check attempt.",
+        (LIFECYCLE_STATE,),
+    ),
+    SpanDef(
+        SPAN_STARTUP_CHECK,
+        "One attempt of a startup check.",
+        (
+            STARTUP_CHECK,
+            STARTUP_PRIORITY,
+            STARTUP_ATTEMPT,
+            STARTUP_OUTCOME,
+            STARTUP_TIMEOUT,
+            STARTUP_CRITICAL,
+        ),
+    ),
     SpanDef(SPAN_SHUTDOWN, "Graceful shutdown: drain, hooks, telemetry flush.", (LIFECYCLE_STATE,)),
     SpanDef(SPAN_SHUTDOWN_HOOK, "One shutdown hook.", (SHUTDOWN_HOOK, SHUTDOWN_OUTCOME)),
-    SpanDef(SPAN_RECORD_ERROR, "Short span for record_error() when no span is current.",
-            (COMPONENT, OPERATION, ERROR_TYPE)),
+    SpanDef(
+        SPAN_RECORD_ERROR,
+        "Short span for record_error() when no span is current.",
+        (COMPONENT, OPERATION, ERROR_TYPE),
+    ),
 )
 
 EVENT_EXCEPTION: Final = "exception"
@@ -220,19 +250,37 @@ EVENT_RESILIENCE_TIMEOUT: Final = "flowtel.resilience.timeout"
 EVENT_RESILIENCE_RATE_LIMITED: Final = "flowtel.resilience.rate_limited"
 
 EVENTS: Final[tuple[EventDef, ...]] = (
-    EventDef(EVENT_EXCEPTION, "OTel exception event; flowtel adds handled for record_error().",
-             (EXCEPTION_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, ERROR_HANDLED)),
-    EventDef(EVENT_STARTUP_RETRY, "A startup check attempt failed and will be retried.",
-             (STARTUP_CHECK, STARTUP_ATTEMPT, ERROR_TYPE, STARTUP_DELAY)),
-    EventDef(EVENT_LIFECYCLE_TRANSITION, "The lifecycle state machine changed state.",
-             (LIFECYCLE_FROM, LIFECYCLE_TO)),
-    EventDef(EVENT_RESILIENCE_RETRY, "A call failed and is retried after a delay.",
-             (RESILIENCE_ATTEMPT, ERROR_TYPE, RESILIENCE_DELAY, OPERATION)),
-    EventDef(EVENT_RESILIENCE_REJECTED, "An open circuit breaker rejected a call.",
-             (RESILIENCE_NAME, CIRCUIT_STATE)),
+    EventDef(
+        EVENT_EXCEPTION,
+        "OTel exception event; flowtel adds handled for record_error().",
+        (EXCEPTION_TYPE, EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE, ERROR_HANDLED),
+    ),
+    EventDef(
+        EVENT_STARTUP_RETRY,
+        "A startup check attempt failed and will be retried.",
+        (STARTUP_CHECK, STARTUP_ATTEMPT, ERROR_TYPE, STARTUP_DELAY),
+    ),
+    EventDef(
+        EVENT_LIFECYCLE_TRANSITION,
+        "The lifecycle state machine changed state.",
+        (LIFECYCLE_FROM, LIFECYCLE_TO),
+    ),
+    EventDef(
+        EVENT_RESILIENCE_RETRY,
+        "A call failed and is retried after a delay.",
+        (RESILIENCE_ATTEMPT, ERROR_TYPE, RESILIENCE_DELAY, OPERATION),
+    ),
+    EventDef(
+        EVENT_RESILIENCE_REJECTED,
+        "An open circuit breaker rejected a call.",
+        (RESILIENCE_NAME, CIRCUIT_STATE),
+    ),
     EventDef(EVENT_RESILIENCE_TIMEOUT, "A call exceeded its timeout.", (RESILIENCE_TIMEOUT,)),
-    EventDef(EVENT_RESILIENCE_RATE_LIMITED, "A caller waited on a rate limiter over a threshold.",
-             (RESILIENCE_NAME, RESILIENCE_WAIT)),
+    EventDef(
+        EVENT_RESILIENCE_RATE_LIMITED,
+        "A caller waited on a rate limiter over a threshold.",
+        (RESILIENCE_NAME, RESILIENCE_WAIT),
+    ),
 )
 
 # --------------------------------------------------------------------------------------------
@@ -263,55 +311,153 @@ METRIC_TELEMETRY_EXPORT_FAILURES: Final = "flowtel.telemetry.export.failures"
 _OP: Final = (COMPONENT, OPERATION)
 
 METRICS: Final[tuple[MetricDef, ...]] = (
-    MetricDef(METRIC_OPERATION_CALLS, Instrument.COUNTER, "{call}",
-              "Finished operations (spans), counted before sampling.",
-              (*_OP, OTEL_STATUS_CODE, ERROR_TYPE)),
-    MetricDef(METRIC_OPERATION_DURATION, Instrument.HISTOGRAM, "s",
-              "Operation duration, counted before sampling.", (*_OP, OTEL_STATUS_CODE, ERROR_TYPE)),
-    MetricDef(METRIC_ERRORS, Instrument.COUNTER, "{error}",
-              "Errors: failed operations and record_error() calls.",
-              (*_OP, ERROR_TYPE, ERROR_HANDLED)),
-    MetricDef(METRIC_ERROR_RATE, Instrument.GAUGE, "1",
-              "Current error rate per component over a sliding window.",
-              (COMPONENT, ERROR_RATE_WINDOW)),
-    MetricDef(METRIC_STARTUP_DURATION, Instrument.HISTOGRAM, "s",
-              "Total startup duration (the critical path).", (LIFECYCLE_STATE,)),
-    MetricDef(METRIC_STARTUP_CHECK_DURATION, Instrument.HISTOGRAM, "s",
-              "Duration of each startup check (all attempts).", (STARTUP_CHECK, STARTUP_OUTCOME)),
-    MetricDef(METRIC_LIFECYCLE_STATE, Instrument.GAUGE, "1",
-              "1 for the current lifecycle state, 0 for every other state.", (LIFECYCLE_STATE,)),
-    MetricDef(METRIC_PROBE_CHECKS, Instrument.COUNTER, "{check}",
-              "Probe requests answered.", (PROBE, PROBE_OUTCOME)),
-    MetricDef(METRIC_READINESS_CHECK_STATUS, Instrument.GAUGE, "1",
-              "1 when a background readiness check passes, else 0.", (READINESS_CHECK,)),
-    MetricDef(METRIC_SHUTDOWN_DURATION, Instrument.HISTOGRAM, "s",
-              "Graceful shutdown duration (drain, hooks, flush).", (SHUTDOWN_OUTCOME,)),
-    MetricDef(METRIC_SENTRY_EVENTS, Instrument.COUNTER, "{event}",
-              "Sentry events handed to the transport or dropped.", (SENTRY_OUTCOME, SENTRY_REASON)),
-    MetricDef(METRIC_RESILIENCE_EVENTS, Instrument.COUNTER, "{event}",
-              "Resilience events: retries, timeouts, breaker transitions, rejections, waits.",
-              (RESILIENCE_EVENT, RESILIENCE_STRATEGY, OPERATION, ERROR_TYPE)),
-    MetricDef(METRIC_RESILIENCE_CALLS, Instrument.COUNTER, "{call}",
-              "Calls through a resilience strategy, by outcome.",
-              (RESILIENCE_OUTCOME, RESILIENCE_STRATEGY, OPERATION)),
-    MetricDef(METRIC_RESILIENCE_ATTEMPT_DURATION, Instrument.HISTOGRAM, "s",
-              "Duration of each attempt made by retry.", (OPERATION, ERROR_TYPE)),
-    MetricDef(METRIC_RATE_LIMITER_WAIT, Instrument.HISTOGRAM, "s",
-              "Time callers waited on a rate limiter.", (RESILIENCE_NAME,)),
-    MetricDef(METRIC_RATE_LIMITER_PERMITS, Instrument.GAUGE, "{permit}",
-              "Permits currently available in a rate limiter.", (RESILIENCE_NAME,)),
-    MetricDef(METRIC_CIRCUIT_STATE, Instrument.GAUGE, "1",
-              "1 for a breaker's current state, 0 for its other states.",
-              (RESILIENCE_NAME, CIRCUIT_STATE)),
-    MetricDef(METRIC_CIRCUIT_FAILURE_RATE, Instrument.GAUGE, "1",
-              "Failure rate in a breaker's window.", (RESILIENCE_NAME,)),
-    MetricDef(METRIC_CIRCUIT_SLOW_CALL_RATE, Instrument.GAUGE, "1",
-              "Slow-call rate in a breaker's window.", (RESILIENCE_NAME,)),
-    MetricDef(METRIC_TELEMETRY_DROPPED, Instrument.COUNTER, "{item}",
-              "Spans, metric points or log records lost before export.",
-              (TELEMETRY_SIGNAL, TELEMETRY_REASON)),
-    MetricDef(METRIC_TELEMETRY_EXPORT_FAILURES, Instrument.COUNTER, "{export}",
-              "Export batches that failed.", (TELEMETRY_SIGNAL, TELEMETRY_REASON)),
+    MetricDef(
+        METRIC_OPERATION_CALLS,
+        Instrument.COUNTER,
+        "{call}",
+        "Finished operations (spans), counted before sampling.",
+        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE),
+    ),
+    MetricDef(
+        METRIC_OPERATION_DURATION,
+        Instrument.HISTOGRAM,
+        "s",
+        "Operation duration, counted before sampling.",
+        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE),
+    ),
+    MetricDef(
+        METRIC_ERRORS,
+        Instrument.COUNTER,
+        "{error}",
+        "Errors: failed operations and record_error() calls.",
+        (*_OP, ERROR_TYPE, ERROR_HANDLED),
+    ),
+    MetricDef(
+        METRIC_ERROR_RATE,
+        Instrument.GAUGE,
+        "1",
+        "Current error rate per component over a sliding window.",
+        (COMPONENT, ERROR_RATE_WINDOW),
+    ),
+    MetricDef(
+        METRIC_STARTUP_DURATION,
+        Instrument.HISTOGRAM,
+        "s",
+        "Total startup duration (the critical path).",
+        (LIFECYCLE_STATE,),
+    ),
+    MetricDef(
+        METRIC_STARTUP_CHECK_DURATION,
+        Instrument.HISTOGRAM,
+        "s",
+        "Duration of each startup check (all attempts).",
+        (STARTUP_CHECK, STARTUP_OUTCOME),
+    ),
+    MetricDef(
+        METRIC_LIFECYCLE_STATE,
+        Instrument.GAUGE,
+        "1",
+        "1 for the current lifecycle state, 0 for every other state.",
+        (LIFECYCLE_STATE,),
+    ),
+    MetricDef(
+        METRIC_PROBE_CHECKS,
+        Instrument.COUNTER,
+        "{check}",
+        "Probe requests answered.",
+        (PROBE, PROBE_OUTCOME),
+    ),
+    MetricDef(
+        METRIC_READINESS_CHECK_STATUS,
+        Instrument.GAUGE,
+        "1",
+        "1 when a background readiness check passes, else 0.",
+        (READINESS_CHECK,),
+    ),
+    MetricDef(
+        METRIC_SHUTDOWN_DURATION,
+        Instrument.HISTOGRAM,
+        "s",
+        "Graceful shutdown duration (drain, hooks, flush).",
+        (SHUTDOWN_OUTCOME,),
+    ),
+    MetricDef(
+        METRIC_SENTRY_EVENTS,
+        Instrument.COUNTER,
+        "{event}",
+        "Sentry events handed to the transport or dropped.",
+        (SENTRY_OUTCOME, SENTRY_REASON),
+    ),
+    MetricDef(
+        METRIC_RESILIENCE_EVENTS,
+        Instrument.COUNTER,
+        "{event}",
+        "Resilience events: retries, timeouts, breaker transitions, rejections, waits.",
+        (RESILIENCE_EVENT, RESILIENCE_STRATEGY, OPERATION, ERROR_TYPE),
+    ),
+    MetricDef(
+        METRIC_RESILIENCE_CALLS,
+        Instrument.COUNTER,
+        "{call}",
+        "Calls through a resilience strategy, by outcome.",
+        (RESILIENCE_OUTCOME, RESILIENCE_STRATEGY, OPERATION),
+    ),
+    MetricDef(
+        METRIC_RESILIENCE_ATTEMPT_DURATION,
+        Instrument.HISTOGRAM,
+        "s",
+        "Duration of each attempt made by retry.",
+        (OPERATION, ERROR_TYPE),
+    ),
+    MetricDef(
+        METRIC_RATE_LIMITER_WAIT,
+        Instrument.HISTOGRAM,
+        "s",
+        "Time callers waited on a rate limiter.",
+        (RESILIENCE_NAME,),
+    ),
+    MetricDef(
+        METRIC_RATE_LIMITER_PERMITS,
+        Instrument.GAUGE,
+        "{permit}",
+        "Permits currently available in a rate limiter.",
+        (RESILIENCE_NAME,),
+    ),
+    MetricDef(
+        METRIC_CIRCUIT_STATE,
+        Instrument.GAUGE,
+        "1",
+        "1 for a breaker's current state, 0 for its other states.",
+        (RESILIENCE_NAME, CIRCUIT_STATE),
+    ),
+    MetricDef(
+        METRIC_CIRCUIT_FAILURE_RATE,
+        Instrument.GAUGE,
+        "1",
+        "Failure rate in a breaker's window.",
+        (RESILIENCE_NAME,),
+    ),
+    MetricDef(
+        METRIC_CIRCUIT_SLOW_CALL_RATE,
+        Instrument.GAUGE,
+        "1",
+        "Slow-call rate in a breaker's window.",
+        (RESILIENCE_NAME,),
+    ),
+    MetricDef(
+        METRIC_TELEMETRY_DROPPED,
+        Instrument.COUNTER,
+        "{item}",
+        "Spans, metric points or log records lost before export.",
+        (TELEMETRY_SIGNAL, TELEMETRY_REASON),
+    ),
+    MetricDef(
+        METRIC_TELEMETRY_EXPORT_FAILURES,
+        Instrument.COUNTER,
+        "{export}",
+        "Export batches that failed.",
+        (TELEMETRY_SIGNAL, TELEMETRY_REASON),
+    ),
 )
 
 _UNIT_SUFFIX: Final = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "ratio"}
@@ -340,7 +486,13 @@ def reference_markdown() -> str:
     """Render the telemetry reference that ``docs/telemetry-reference.md`` must contain."""
     lines = ["## Spans", "", "| name | description | attributes |", "| --- | --- | --- |"]
     lines += [f"| `{s.name}` | {s.description} | {_codes(s.attributes)} |" for s in SPANS]
-    lines += ["", "## Span events", "", "| name | description | attributes |", "| --- | --- | --- |"]
+    lines += [
+        "",
+        "## Span events",
+        "",
+        "| name | description | attributes |",
+        "| --- | --- | --- |",
+    ]
     lines += [f"| `{e.name}` | {e.description} | {_codes(e.attributes)} |" for e in EVENTS]
     lines += [
         "",

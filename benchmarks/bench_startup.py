@@ -1,0 +1,84 @@
+"""Process start cost: ``import flowtel; configure_telemetry(exporter='otlp')`` vs raw SDK wiring.
+
+Run: ``python benchmarks/bench_startup.py``. Each variant runs as a fresh interpreter, interleaved,
+``RUNS`` times; the median wall time is reported with the ratio against the raw gRPC script.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+RUNS = 15
+
+RAW_GRPC_TRACES = """
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+provider = TracerProvider(resource=Resource.create({"service.name": "bench"}))
+provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+trace.set_tracer_provider(provider)
+"""
+
+RAW_GRPC_ALL = RAW_GRPC_TRACES + """
+from opentelemetry import metrics, _logs
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+res = provider.resource
+metrics.set_meter_provider(MeterProvider(resource=res,
+    metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]))
+lp = LoggerProvider(resource=res)
+lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+_logs.set_logger_provider(lp)
+"""
+
+FLOWTEL_DEFAULT = """
+import flowtel
+flowtel.configure_telemetry(service_name="bench", exporter="otlp")
+"""
+
+FLOWTEL_GRPC = """
+import flowtel
+flowtel.configure_telemetry(service_name="bench", exporter="otlp", otlp_protocol="grpc")
+"""
+
+VARIANTS = {
+    "raw SDK, gRPC, traces only": RAW_GRPC_TRACES,
+    "raw SDK, gRPC, traces+metrics+logs": RAW_GRPC_ALL,
+    "flowtel, otlp (http/protobuf default)": FLOWTEL_DEFAULT,
+    "flowtel, otlp_protocol=grpc": FLOWTEL_GRPC,
+}
+
+
+def run_once(code: str) -> float:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FLOWTEL_"))}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for code in VARIANTS.values():  # warm the OS page cache
+        run_once(code)
+    for _ in range(RUNS):
+        for name, code in VARIANTS.items():
+            times[name].append(run_once(code))
+    base = statistics.median(times["raw SDK, gRPC, traces only"])
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        print(f"{name:<40} median {median * 1000:7.1f} ms   ratio {median / base:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

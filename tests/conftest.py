@@ -1,0 +1,73 @@
+"""Shared fixtures: real OTLP receivers (gRPC and HTTP) on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.otlp_receiver import (
+    BlackHoleServer,
+    OtlpGrpcReceiver,
+    OtlpHttpReceiver,
+    ResettingServer,
+    refused_endpoint,
+)
+
+
+@pytest.fixture(scope="session")
+def _otlp_grpc_session() -> Iterator[OtlpGrpcReceiver]:
+    receiver = OtlpGrpcReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def _otlp_http_session() -> Iterator[OtlpHttpReceiver]:
+    receiver = OtlpHttpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def otlp_grpc(_otlp_grpc_session: OtlpGrpcReceiver) -> Iterator[OtlpGrpcReceiver]:
+    """A real OTLP/gRPC receiver (session-wide server), empty and fault-free for this test.
+
+    Point exporters at ``otlp_grpc.endpoint`` (``http://127.0.0.1:PORT``, insecure).
+    """
+    _otlp_grpc_session.reset()
+    _otlp_grpc_session.clear()
+    yield _otlp_grpc_session
+    _otlp_grpc_session.reset()
+
+
+@pytest.fixture
+def otlp_http(_otlp_http_session: OtlpHttpReceiver) -> Iterator[OtlpHttpReceiver]:
+    """A real OTLP/HTTP receiver (session-wide server), empty and fault-free for this test.
+
+    Point exporters at ``otlp_http.endpoint`` (base URL) or ``otlp_http.url(Signal.TRACES)``.
+    """
+    _otlp_http_session.reset()
+    _otlp_http_session.clear()
+    yield _otlp_http_session
+    _otlp_http_session.reset()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHoleServer]:
+    """A TCP server that accepts connections and never answers."""
+    with BlackHoleServer() as server:
+        yield server
+
+
+@pytest.fixture
+def resetting_server() -> Iterator[ResettingServer]:
+    """A TCP server that reads the request and then resets the connection."""
+    with ResettingServer() as server:
+        yield server
+
+
+@pytest.fixture
+def refused() -> str:
+    """An ``http://127.0.0.1:PORT`` endpoint where connections are refused."""
+    return refused_endpoint()

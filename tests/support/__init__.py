@@ -1,0 +1,1 @@
+"""Test-only helpers: real OTLP receivers, fault servers and shared corpora."""
