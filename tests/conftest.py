@@ -71,3 +71,11 @@ def resetting_server() -> Iterator[ResettingServer]:
 def refused() -> str:
     """An ``http://127.0.0.1:PORT`` endpoint where connections are refused."""
     return refused_endpoint()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load flowtel's own pytest plugin when the installed metadata predates its entry point."""
+    if not config.pluginmanager.has_plugin("flowtel"):
+        import flowtel.testing
+
+        config.pluginmanager.register(flowtel.testing, "flowtel")

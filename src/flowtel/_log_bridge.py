@@ -40,7 +40,7 @@ DEFAULT_EXCLUDED_LOGGERS: Final[tuple[str, ...]] = (
     "urllib3",
     "requests",
     "flowtel.logging",  # flowtel's own diagnostics about logging
-    "flowtel._export",  # flowtel's exporter internals
+    "flowtel.export",  # flowtel's exporter internals (export guard, batch processors)
 )
 """Logger names (and their children) whose records are never exported, to prevent feedback."""
 

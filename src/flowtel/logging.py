@@ -25,10 +25,10 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider
@@ -46,6 +46,9 @@ from flowtel._log_bridge import (
 )
 from flowtel._scrub import current_scrubber
 from flowtel.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from flowtel._telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_EXCLUDED_LOGGERS",
@@ -345,30 +348,20 @@ def uninstrument_logging() -> None:
             _current = None
 
 
-class _TelemetryLike(Protocol):
-    @property
-    def settings(self) -> Any: ...
-
-    @property
-    def logger_provider(self) -> LoggerProvider: ...
-
-    def add_shutdown_callback(self, fn: Callable[[], object]) -> None: ...
-
-
-def install(telemetry: _TelemetryLike) -> None:
+def install(telemetry: Telemetry) -> None:
     """Core hook: apply ``settings.logging/log_level/json_logs`` to ``telemetry``.
 
     Called by ``configure_telemetry()`` when ``settings.logging`` is truthy; registers
     :func:`uninstrument_logging` as a shutdown callback.
     """
     settings = telemetry.settings
-    if not getattr(settings, "logging", True):
+    if not settings.logging:
         return
     instrument_logging(
         telemetry.logger_provider,
-        level=getattr(settings, "log_level", "INFO"),
-        json_logs=bool(getattr(settings, "json_logs", False)),
-        console=getattr(settings, "exporter", None) == "console",
-        service_name=getattr(settings, "service_name", None),
+        level=settings.log_level,
+        json_logs=settings.json_logs,
+        console=settings.exporter == "console",
+        service_name=settings.service_name,
     )
     telemetry.add_shutdown_callback(uninstrument_logging)

@@ -198,11 +198,6 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
         "string",
         "Why telemetry was lost: queue_full, export_failed, shutdown_timeout.",
     ),
-    AttributeDef(LOG_LOGGER, "string", "Log records: the stdlib logger that emitted the record."),
-    AttributeDef(LOG_THREAD, "string", "Log records: the thread that emitted the record."),
-    AttributeDef(
-        CODE_STACKTRACE, "string", "Log records: the stack of a record logged with stack_info=True."
-    ),
 )
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ import pytest
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
+import flowtel
 from flowtel import semconv
 from flowtel._scrub import REDACTED
 from flowtel.exceptions import ConfigurationError
@@ -25,10 +27,8 @@ from flowtel.logging import (
     instrument_logging,
     uninstrument_logging,
 )
-from flowtel.testing import TelemetryCapture
-from tests.logs.conftest import SERVICE, Pipeline
+from tests.logs.conftest import SERVICE, Piped
 
-Piped = tuple[Pipeline, TelemetryCapture]
 log = logging.getLogger("app.orders")
 
 
@@ -125,18 +125,14 @@ class TestTranslation:
 
     def test_custom_level(self) -> None:
         """log_level=WARNING exports WARNING and above only."""
-        from opentelemetry.sdk._logs.export import (
-            InMemoryLogRecordExporter,
-            SimpleLogRecordProcessor,
-        )
-
         logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-        pipe = Pipeline(SimpleLogRecordProcessor(logs))
-        instrument_logging(pipe.logger_provider, level="warning")
+        telemetry = flowtel.configure_telemetry(
+            exporter="none", log_exporters=[logs], log_level="WARNING", force=True
+        )
         log.info("no")
         log.warning("yes")
+        telemetry.shutdown()
         assert [r.log_record.body for r in logs.get_finished_logs()] == ["yes"]
-        pipe.shutdown()
 
     def test_bad_level_fails_fast(self, pipeline: Piped) -> None:
         """An unknown level raises ConfigurationError naming log_level and the accepted values."""
@@ -208,11 +204,6 @@ class TestInstallation:
 
     def test_existing_root_handler_output_unchanged(self) -> None:
         """An existing root handler prints what it printed before; the record is exported once."""
-        from opentelemetry.sdk._logs.export import (
-            InMemoryLogRecordExporter,
-            SimpleLogRecordProcessor,
-        )
-
         root = logging.getLogger()
         root.setLevel(logging.WARNING)
         stream = io.StringIO()
@@ -220,19 +211,17 @@ class TestInstallation:
         mine.setFormatter(logging.Formatter("%(levelname)s %(message)s %(trace_id)s"))
         root.addHandler(mine)
         logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-        pipe = Pipeline(SimpleLogRecordProcessor(logs))
-        instrument_logging(pipe.logger_provider)
-        with pipe.tracer.start_as_current_span("op"):
+        telemetry = flowtel.configure_telemetry(exporter="none", log_exporters=[logs], force=True)
+        with flowtel.span("op"):
             log.info("info-line")
             log.warning("warn-line")
             trace_id = current_trace_id()
         assert stream.getvalue().splitlines() == [f"WARNING warn-line {trace_id}"]
         assert [r.log_record.body for r in logs.get_finished_logs()] == ["info-line", "warn-line"]
-        uninstrument_logging()
+        telemetry.shutdown()
         assert root.level == logging.WARNING and mine.level == logging.NOTSET
         assert mine.filters == []
         root.removeHandler(mine)
-        pipe.shutdown()
 
     def test_uninstall_removes_everything(self, pipeline: Piped) -> None:
         """After uninstall, no flowtel handler remains and records are not exported."""

@@ -9,24 +9,27 @@ from collections.abc import Callable
 
 import pytest
 
+import flowtel
 from flowtel import semconv
 from flowtel._scrub import REDACTED
-from tests.logs.conftest import SERVICE, Pipeline
+from tests.logs.conftest import SERVICE
 from tests.support.otlp_receiver import BlackHoleServer, OtlpReceiver, ReceivedLog
 
 log = logging.getLogger("app.checkout")
-MakePipeline = Callable[..., Pipeline]
+MakePipeline = Callable[..., flowtel.Telemetry]
 
 
 @pytest.fixture(params=["grpc", "http"])
 def receiver(request: pytest.FixtureRequest) -> tuple[OtlpReceiver, str]:
     """Each test runs once against the gRPC and once against the HTTP receiver."""
     protocol: str = request.param
-    return request.getfixturevalue(f"otlp_{protocol}"), protocol
+    return request.getfixturevalue(
+        f"otlp_{protocol}"
+    ), "grpc" if protocol == "grpc" else "http/protobuf"
 
 
-def _flushed(pipe: Pipeline, rx: OtlpReceiver, count: int) -> list[ReceivedLog]:
-    assert pipe.force_flush(10)
+def _flushed(pipe: flowtel.Telemetry, rx: OtlpReceiver, count: int) -> list[ReceivedLog]:
+    assert pipe.force_flush(timeout_s=10)
     return rx.wait_for_logs(count, timeout_s=10)
 
 
@@ -105,12 +108,10 @@ class TestOverOtlp:
         root.addHandler(mine)
         try:
             pipe = otlp_pipeline(otlp_grpc.endpoint)
-            from flowtel.logging import instrument_logging
-
-            instrument_logging(pipe.logger_provider)
+            pipe = otlp_pipeline(otlp_grpc.endpoint)  # configured twice: replaces the first
             for i in range(5):
                 log.warning("record %d", i)
-            assert pipe.force_flush(10)
+            assert pipe.force_flush(timeout_s=10)
             got = otlp_grpc.wait_for_logs(5, timeout_s=10)
         finally:
             root.removeHandler(mine)
@@ -128,7 +129,7 @@ class TestOverOtlp:
         pipe = otlp_pipeline(otlp_grpc.endpoint)
         otlp_grpc.fail_with(grpc.StatusCode.INVALID_ARGUMENT, times=1)
         log.warning("lost in the failed batch")
-        assert pipe.force_flush(10)
+        assert pipe.force_flush(timeout_s=10)
         assert any(r.name.startswith("opentelemetry") for r in caplog.records)
         log.warning("after recovery")
         got = _flushed(pipe, otlp_grpc, 1)
@@ -142,7 +143,7 @@ class TestBurst:
         self, otlp_pipeline: MakePipeline, black_hole: BlackHoleServer
     ) -> None:
         """100,000 records to a collector that never answers: bounded memory, caller never waits."""
-        pipe = otlp_pipeline(black_hole.endpoint, timeout_s=2)
+        pipe = otlp_pipeline(black_hole.endpoint)
         burst = logging.getLogger("app.burst")
         tracemalloc.start()
         worst_call_s = 0.0

@@ -12,10 +12,7 @@ import structlog
 from flowtel import semconv
 from flowtel._scrub import REDACTED
 from flowtel.logging import add_trace_context, current_span_id, current_trace_id
-from flowtel.testing import TelemetryCapture
-from tests.logs.conftest import Pipeline
-
-Piped = tuple[Pipeline, TelemetryCapture]
+from tests.logs.conftest import Piped
 
 
 def configure_structlog_via_stdlib() -> None:
