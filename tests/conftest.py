@@ -14,6 +14,8 @@ from tests.support.otlp_receiver import (
     refused_endpoint,
 )
 
+pytest_plugins = ["pytester"]  # tests/testing runs users' test files against flowtel.testing
+
 
 @pytest.fixture(scope="session")
 def _otlp_grpc_session() -> Iterator[OtlpGrpcReceiver]:
