@@ -348,11 +348,20 @@ def uninstrument_logging() -> None:
             _current = None
 
 
+def _uninstall_if(state: _Installation | None) -> None:
+    """Undo ``state`` only if it is still the active installation (a newer one stays)."""
+    global _current
+    with _lock:
+        if state is not None and _current is state:
+            _restore(state)
+            _current = None
+
+
 def install(telemetry: Telemetry) -> None:
     """Core hook: apply ``settings.logging/log_level/json_logs`` to ``telemetry``.
 
-    Called by ``configure_telemetry()`` when ``settings.logging`` is truthy; registers
-    :func:`uninstrument_logging` as a shutdown callback.
+    Called by ``configure_telemetry()`` when ``settings.logging`` is truthy. Shutting that
+    ``telemetry`` down removes exactly this installation.
     """
     settings = telemetry.settings
     if not settings.logging:
@@ -364,4 +373,5 @@ def install(telemetry: Telemetry) -> None:
         console=settings.exporter == "console",
         service_name=settings.service_name,
     )
-    telemetry.add_shutdown_callback(uninstrument_logging)
+    state = _current
+    telemetry.add_shutdown_callback(lambda: _uninstall_if(state))

@@ -355,3 +355,47 @@ class TestTraceContextFilter:
         """current_trace_id()/current_span_id() are None outside a span."""
         assert trace.get_current_span().get_span_context().is_valid is False
         assert current_trace_id() is None and current_span_id() is None
+
+
+class TestConfigureOptions:
+    def test_console_mode_prints_short_trace_id(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """exporter="console" prints log lines whose short trace id matches the span output."""
+        telemetry = flowtel.configure_telemetry(
+            service_name=SERVICE, exporter="console", force=True
+        )
+        with flowtel.span("checkout"):
+            log.info("order placed", extra={"order_id": 42})
+            short = (current_trace_id() or "")[:8]
+        telemetry.shutdown()
+        lines = capsys.readouterr().out.splitlines()
+        assert any(line.endswith(f"order placed order_id=42 [trace {short}]") for line in lines)
+        assert any(line.startswith(f"{short} ") and "checkout" in line for line in lines)
+
+    def test_json_logs_option(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """json_logs=True prints JSON lines carrying service.name and the span's ids."""
+        telemetry = flowtel.configure_telemetry(
+            service_name=SERVICE, exporter="none", json_logs=True, force=True
+        )
+        with flowtel.span("checkout"):
+            log.warning("slow", extra={"elapsed_s": 2.5})
+            ids = current_trace_id(), current_span_id()
+        telemetry.shutdown()
+        (line,) = capsys.readouterr().out.splitlines()
+        doc = json.loads(line)
+        assert (doc["trace_id"], doc["span_id"]) == ids
+        assert doc["service.name"] == SERVICE and doc["elapsed_s"] == 2.5
+
+    def test_logging_false_installs_nothing(self) -> None:
+        """logging=False leaves the root logger alone."""
+        telemetry = flowtel.configure_telemetry(exporter="none", logging=False, force=True)
+        assert _otel_handlers() == []
+        telemetry.shutdown()
+
+    def test_reconfigure_keeps_one_handler_and_old_shutdown_is_harmless(self) -> None:
+        """A forced reconfigure replaces the handler; the old handle's shutdown leaves it."""
+        first = flowtel.configure_telemetry(exporter="none", force=True)
+        second = flowtel.configure_telemetry(exporter="none", force=True)
+        first.shutdown()
+        assert len(_otel_handlers()) == 1
+        second.shutdown()
+        assert _otel_handlers() == []
