@@ -230,6 +230,11 @@ class OTelLogHandler(logging.Handler):
         self._excluded = tuple(excluded)
         self._excluded_cache: dict[str, bool] = {}
 
+    @property
+    def provider(self) -> LoggerProvider:
+        """The ``LoggerProvider`` records are handed to."""
+        return self._provider
+
     def _is_excluded(self, name: str) -> bool:
         hit = self._excluded_cache.get(name)
         if hit is None:

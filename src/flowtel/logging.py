@@ -61,6 +61,7 @@ __all__ = [
     "current_trace_id",
     "install",
     "instrument_logging",
+    "is_instrumented",
     "uninstrument_logging",
 ]
 
@@ -337,6 +338,17 @@ def _restore(state: _Installation) -> None:
         handler.setLevel(old_level)
     if state.root_level is not None:
         root.setLevel(state.root_level)
+
+
+def is_instrumented(logger_provider: LoggerProvider) -> bool:
+    """True while stdlib logging is routed to ``logger_provider`` by :func:`instrument_logging`."""
+    root = logging.getLogger()
+    with _lock:
+        state = _current
+    return state is not None and any(
+        isinstance(h, OTelLogHandler) and h.provider is logger_provider and h in root.handlers
+        for h in state.added
+    )
 
 
 def uninstrument_logging() -> None:

@@ -8,12 +8,17 @@ test once flowtel is installed::
         assert telemetry.find_span("checkout").attributes["order.id"] == 42
         assert telemetry.metric_value("orders.placed", {"region": "eu"}) == 1
 
-The fixture calls ``configure_telemetry(exporter="none", force=True, ...)`` with in-memory
-exporters for one test and shuts it down afterwards. :class:`TelemetryCapture` is the same
-helper without pytest. Options for one test come from ``@pytest.mark.flowtel(**options)``.
+flowtel is configured once per session with in-memory exporters (``exporter="none"``), and every
+test starts empty: no spans, no log records, metric values counted from zero. Configuring once
+matters because OpenTelemetry binds a tracer to the provider that existed when it was first used
+(``tracer = trace.get_tracer(__name__)`` at import time, instrumentation libraries); a new
+provider per test would silently lose those spans. Options: override the ``flowtel_options``
+fixture (session-wide), or mark one test with ``@pytest.mark.flowtel(**options)``, which
+reconfigures for that test.
 
-Importing this module is cheap: OpenTelemetry's SDK and flowtel's core are imported only when
-a capture is created, so merely having flowtel installed never slows down or breaks a pytest run.
+:class:`TelemetryCapture` is the same helper without pytest. Importing this module is cheap: the
+OpenTelemetry SDK and flowtel's core load only when a capture is created, so having flowtel
+installed never slows down or breaks a pytest run that does not use it.
 """
 
 from __future__ import annotations
@@ -48,20 +53,63 @@ class HistogramValue:
     bucket_counts: tuple[int, ...]
     explicit_bounds: tuple[float, ...]
 
+    def merged(self, other: HistogramValue) -> HistogramValue:
+        """This point plus a later delta of the same series."""
+        same = self.explicit_bounds == other.explicit_bounds
+        buckets = tuple(
+            a + b for a, b in zip(self.bucket_counts, other.bucket_counts, strict=False)
+        )
+        return HistogramValue(
+            count=self.count + other.count,
+            sum=self.sum + other.sum,
+            min=min(self.min, other.min),
+            max=max(self.max, other.max),
+            bucket_counts=buckets if same else (),
+            explicit_bounds=self.explicit_bounds if same else (),
+        )
+
+
+def _delta_reader() -> InMemoryMetricReader:
+    """A reader that reports what happened since its last read (summed up by the capture)."""
+    from opentelemetry.sdk import metrics as sdk_metrics
+    from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+
+    delta = AggregationTemporality.DELTA
+    names = (
+        "Counter",
+        "UpDownCounter",
+        "Histogram",
+        "ObservableCounter",
+        "ObservableUpDownCounter",
+    )
+    kinds: list[type] = [getattr(sdk_metrics, n) for n in names]
+    gauge = getattr(sdk_metrics, "_Gauge", None)  # the SDK still marks sync gauges experimental
+    if gauge is not None:
+        kinds.append(gauge)
+    return InMemoryMetricReader(preferred_temporality=dict.fromkeys(kinds, delta))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
+
 
 class TelemetryCapture:
     """In-memory view of everything one piece of code exported.
 
     Reading spans, metrics or logs first force-flushes the pipeline, so batch processors never
-    make a test flaky. Build it with :meth:`configure` (configures flowtel) or directly from
-    in-memory exporters you wired into your own providers.
+    make a test flaky. Metric values are sums of what was recorded since the capture started or
+    was last :meth:`reset` (gauges: the last value set in that time).
+
+    Build it with :meth:`configure` (configures flowtel), or directly from in-memory exporters
+    you wired into providers yourself. The metric reader should report DELTA temporality (as
+    :meth:`configure` sets up); with a cumulative reader, values are read as totals.
 
     Args:
         span_exporter: receives finished spans.
         metric_reader: collected on every metric read.
         log_exporter: receives log records.
         telemetry: the ``flowtel.Telemetry`` to flush and shut down (``None`` when you manage
-            providers yourself; then pass ``flush`` to make reads see batched data).
+            the providers yourself).
     """
 
     def __init__(
@@ -75,26 +123,23 @@ class TelemetryCapture:
         self.metric_reader = metric_reader
         self.log_exporter = log_exporter
         self.telemetry = telemetry
+        self._points: dict[str, dict[Any, tuple[dict[str, Any], Any]]] = {}
+        self._sums: set[str] = set()
 
     @classmethod
     def configure(cls, **options: Any) -> TelemetryCapture:
         """``configure_telemetry(exporter="none", force=True, **options)`` with in-memory sinks.
 
         ``options`` are any ``configure_telemetry`` keywords (``service_name``, ``sample_rate``,
-        ``log_level`` ...); the exporters and ``force`` are set here.
+        ``log_level`` ...); the in-memory exporters and ``force`` are added here.
         """
         from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
         flowtel = importlib.import_module("flowtel")
-        spans, reader, logs = (
-            InMemorySpanExporter(),
-            InMemoryMetricReader(),
-            InMemoryLogRecordExporter(),  # type: ignore[no-untyped-call]
-        )
-        options.setdefault("service_name", "flowtel-test")
-        options.setdefault("exporter", "none")
+        spans, reader = InMemorySpanExporter(), _delta_reader()
+        logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        options = {"service_name": "flowtel-test", "exporter": "none", **options}
         telemetry = flowtel.configure_telemetry(
             span_exporters=[spans],
             metric_readers=[reader],
@@ -110,11 +155,23 @@ class TelemetryCapture:
         if self.telemetry is not None:
             self.telemetry.force_flush()
 
-    def clear(self) -> None:
-        """Forget spans and logs captured so far (metrics are cumulative and stay)."""
+    def reset(self) -> None:
+        """Start from nothing: forget spans, log records and metric values seen so far."""
         self.flush()
         self.span_exporter.clear()
         self.log_exporter.clear()
+        self.metric_reader.get_metrics_data()  # drain the delta since the last read
+        self._points.clear()
+        self._sums.clear()
+
+    @property
+    def is_active(self) -> bool:
+        """True while this capture's telemetry is the one flowtel has configured."""
+        if self.telemetry is None:
+            return False
+        core = importlib.import_module("flowtel._telemetry")
+        active: bool = core.current() is self.telemetry
+        return active
 
     def close(self) -> None:
         """Shut the configured telemetry down (idempotent)."""
@@ -155,20 +212,19 @@ class TelemetryCapture:
         """Finished spans as nested dicts, stable across runs (snapshot-friendly).
 
         Trace and span ids are renumbered (``"t1"``, ``"s1"`` ...) in start order, and
-        ``start``/``end`` are ranks of all timestamps, so the tree keeps ordering and nesting
+        ``start``/``end`` are ranks among all timestamps, so the tree keeps ordering and nesting
         but no wall-clock values. Children are listed in start order.
         """
-        spans = sorted(self.spans, key=lambda s: (s.start_time or 0, s.end_time or 0))
+        spans = [s for s in self.spans if s.context is not None]
+        spans.sort(key=lambda s: (s.start_time or 0, s.end_time or 0))
         times = sorted({t for s in spans for t in (s.start_time, s.end_time) if t is not None})
         rank = {t: i for i, t in enumerate(times)}
         trace_ids: dict[int, str] = {}
         span_ids: dict[int, str] = {}
         nodes: dict[int, dict[str, Any]] = {}
-        roots: list[dict[str, Any]] = []
         for s in spans:
             ctx = s.context
-            if ctx is None:
-                continue
+            assert ctx is not None  # filtered above; narrows the type
             trace_ids.setdefault(ctx.trace_id, f"t{len(trace_ids) + 1}")
             span_ids.setdefault(ctx.span_id, f"s{len(span_ids) + 1}")
             node: dict[str, Any] = {
@@ -188,75 +244,75 @@ class TelemetryCapture:
                 ]
             node["children"] = []
             nodes[ctx.span_id] = node
+        roots: list[dict[str, Any]] = []
         for s in spans:
-            if s.context is None:
-                continue
             node = nodes[s.context.span_id]
             parent = nodes.get(s.parent.span_id) if s.parent is not None else None
             (parent["children"] if parent is not None else roots).append(node)
         return roots
 
     # ---------------------------------------------------------------- metrics
-    def metric_points(self, name: str) -> list[tuple[dict[str, Any], int | float | HistogramValue]]:
-        """``(attributes, value)`` for every point of metric ``name`` (collects now)."""
+    def _collect(self) -> None:
+        """Fold the reader's latest delta into the per-series values."""
+        from opentelemetry.sdk.metrics.export import AggregationTemporality, Sum
+
         self.flush()
         data = self.metric_reader.get_metrics_data()
-        points: list[tuple[dict[str, Any], int | float | HistogramValue]] = []
         for rm in data.resource_metrics if data is not None else ():
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
-                    if metric.name != name:
-                        continue
-                    for p in metric.data.data_points:
-                        points.append((dict(p.attributes or {}), _point_value(p)))
-        return points
+                    kind = metric.data
+                    cumulative = (
+                        getattr(kind, "aggregation_temporality", None)
+                        is AggregationTemporality.CUMULATIVE
+                    )
+                    if isinstance(kind, Sum):
+                        self._sums.add(metric.name)
+                    series = self._points.setdefault(metric.name, {})
+                    for p in kind.data_points:
+                        attrs = dict(p.attributes or {})
+                        key = tuple(sorted((k, _hashable(v)) for k, v in attrs.items()))
+                        value = _point_value(p)
+                        old = series.get(key)
+                        if old is not None and not cumulative:
+                            if isinstance(value, HistogramValue):
+                                value = old[1].merged(value)
+                            elif isinstance(kind, Sum):
+                                value = old[1] + value
+                        series[key] = (attrs, value)
+
+    def metric_points(self, name: str) -> list[tuple[dict[str, Any], int | float | HistogramValue]]:
+        """``(attributes, value)`` for every series of metric ``name``."""
+        self._collect()
+        return list(self._points.get(name, {}).values())
 
     def metric_names(self) -> list[str]:
-        """Names of every metric collected so far, sorted."""
-        data = self.metric_reader.get_metrics_data()
-        return sorted(
-            {
-                m.name
-                for rm in (data.resource_metrics if data is not None else ())
-                for sm in rm.scope_metrics
-                for m in sm.metrics
-            }
-        )
+        """Names of every metric recorded so far, sorted."""
+        self._collect()
+        return sorted(self._points)
 
     def metric_value(
         self, name: str, attributes: Mapping[str, Any] | None = None
     ) -> int | float | HistogramValue:
-        """Value of metric ``name`` over the points whose attributes include ``attributes``.
+        """Value of metric ``name`` over the series whose attributes include ``attributes``.
 
-        Counters and up-down counters add up across matching points; a gauge or histogram must
-        match exactly one point.
+        Counters and up-down counters add up across matching series; a gauge or histogram must
+        match exactly one series.
 
         Raises:
-            LookupError: no point matches, or several gauge/histogram points match.
+            LookupError: nothing matches, or several gauge/histogram series match.
         """
         wanted = dict(attributes or {})
         points = self.metric_points(name)
         matching = [v for attrs, v in points if wanted.items() <= attrs.items()]
         if not matching:
-            seen = [attrs for attrs, _ in points] or self.metric_names()
+            seen = [attrs for attrs, _ in points] or sorted(self._points)
             raise LookupError(f"no point of {name!r} has attributes {wanted}; saw: {seen}")
         if len(matching) == 1:
             return matching[0]
-        if any(isinstance(v, HistogramValue) for v in matching) or not self._is_sum(name):
+        if name not in self._sums:
             raise LookupError(f"{len(matching)} points of {name!r} match {wanted}; be specific")
         return sum(v for v in matching if not isinstance(v, HistogramValue))
-
-    def _is_sum(self, name: str) -> bool:
-        from opentelemetry.sdk.metrics.export import Sum
-
-        data = self.metric_reader.get_metrics_data()
-        return any(
-            isinstance(m.data, Sum)
-            for rm in (data.resource_metrics if data is not None else ())
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if m.name == name
-        )
 
     # ---------------------------------------------------------------- logs
     @property
@@ -266,7 +322,7 @@ class TelemetryCapture:
         return list(self.log_exporter.get_finished_logs())
 
     def log_messages(self, min_severity: int = 0) -> list[str]:
-        """Bodies of exported log records at or above an OTel severity number."""
+        """Bodies of exported log records at or above an OTel severity number (WARN is 13)."""
         out = []
         for r in self.logs:
             sev = r.log_record.severity_number
@@ -276,25 +332,62 @@ class TelemetryCapture:
 
     # ---------------------------------------------------------------- errors
     def error_stats(self, *args: Any, **kwargs: Any) -> Any:
-        """``flowtel.get_error_stats(*args, **kwargs)``: the exact error counts and rates."""
+        """``flowtel.get_error_stats(*args, **kwargs)``: exact error counts and rates."""
         errors = importlib.import_module("flowtel.errors")
         return errors.get_error_stats(*args, **kwargs)
 
 
 def _point_value(point: Any) -> int | float | HistogramValue:
-    if hasattr(point, "bucket_counts"):
+    if hasattr(point, "explicit_bounds"):
         return HistogramValue(
-            count=point.count,
-            sum=point.sum,
-            min=point.min,
-            max=point.max,
-            bucket_counts=tuple(point.bucket_counts),
-            explicit_bounds=tuple(point.explicit_bounds),
+            point.count,
+            point.sum,
+            point.min,
+            point.max,
+            tuple(point.bucket_counts),
+            tuple(point.explicit_bounds),
         )
     if hasattr(point, "value"):
         value: int | float = point.value
         return value
-    return HistogramValue(point.count, point.sum, point.min, point.max, (), ())
+    return HistogramValue(point.count, point.sum, point.min, point.max, (), ())  # exponential
+
+
+# -------------------------------------------------------------------- pytest plugin
+class _Session:
+    """The capture shared by the tests of one session, rebuilt only when options change."""
+
+    capture: TelemetryCapture | None = None
+    options: dict[str, Any] | None = None
+
+    @classmethod
+    def get(cls, options: dict[str, Any]) -> TelemetryCapture:
+        capture = cls.capture
+        if capture is None or cls.options != options or not capture.is_active:
+            if capture is not None:
+                capture.close()
+            capture = cls.capture = TelemetryCapture.configure(**options)
+            cls.options = dict(options)
+        else:
+            capture.reset()
+        _ensure_logging(capture)
+        return capture
+
+    @classmethod
+    def close(cls) -> None:
+        if cls.capture is not None:
+            cls.capture.close()
+            cls.capture = None
+
+
+def _ensure_logging(capture: TelemetryCapture) -> None:
+    """Re-attach flowtel's log handler if a previous test removed it from the root logger."""
+    telemetry = capture.telemetry
+    if telemetry is None or not telemetry.settings.logging:
+        return
+    flowtel_logging = importlib.import_module("flowtel.logging")
+    if not flowtel_logging.is_instrumented(telemetry.logger_provider):
+        flowtel_logging.install(telemetry)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -305,13 +398,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Shut the shared telemetry down when the test session ends."""
+    _Session.close()
+
+
+@pytest.fixture(scope="session")
+def flowtel_options() -> dict[str, Any]:
+    """``configure_telemetry()`` options for the ``telemetry`` fixture; override in conftest."""
+    return {}
+
+
 @pytest.fixture
-def telemetry(request: pytest.FixtureRequest) -> Iterator[TelemetryCapture]:
-    """flowtel configured with in-memory exporters for this test, shut down afterwards."""
+def telemetry(
+    request: pytest.FixtureRequest, flowtel_options: dict[str, Any]
+) -> Iterator[TelemetryCapture]:
+    """flowtel with in-memory exporters; starts empty for every test."""
+    options = dict(flowtel_options)
     marker = request.node.get_closest_marker(_MARKER)
-    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-    capture = TelemetryCapture.configure(**options)
-    try:
-        yield capture
-    finally:
-        capture.close()
+    if marker is not None:
+        options.update(marker.kwargs)
+    yield _Session.get(options)

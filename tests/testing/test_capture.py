@@ -46,7 +46,7 @@ class TestSpans:
         """The tree nests children, renumbers ids and replaces timestamps by ranks."""
         checkout()
         first = telemetry.span_tree(attributes=False)
-        telemetry.clear()
+        telemetry.reset()
         checkout()
         second = telemetry.span_tree(attributes=False)
         assert first == second
@@ -116,6 +116,22 @@ class TestMetrics:
         with pytest.raises(LookupError, match="region"):
             telemetry.metric_value("orders.placed", {"region": "apac"})
 
+    def test_reads_accumulate_and_reset_starts_from_zero(self, telemetry: TelemetryCapture) -> None:
+        """Reading twice gives the same total; after reset() values count from zero."""
+        checkout()
+        assert telemetry.metric_value("orders.placed") == 8
+        assert telemetry.metric_value("orders.placed") == 8
+        checkout()
+        latency = telemetry.metric_value("orders.latency", {"region": "eu"})
+        assert telemetry.metric_value("orders.placed") == 16
+        assert isinstance(latency, HistogramValue) and latency.count == 4
+        assert sum(latency.bucket_counts) == 4
+        telemetry.reset()
+        with pytest.raises(LookupError):
+            telemetry.metric_value("orders.placed")
+        checkout()
+        assert telemetry.metric_value("orders.placed", {"region": "us"}) == 5
+
     def test_gauge_must_be_specific(self, telemetry: TelemetryCapture) -> None:
         """Several matching gauge points are ambiguous and raise LookupError."""
         gauge = metrics.get_meter("shop").create_gauge("queue.depth")
@@ -144,10 +160,10 @@ class TestLogs:
         assert telemetry.telemetry is not None
         assert telemetry.telemetry.settings.log_level == logging.ERROR
 
-    def test_clear_forgets_spans_and_logs(self, telemetry: TelemetryCapture) -> None:
-        """clear() empties spans and logs."""
+    def test_reset_forgets_everything(self, telemetry: TelemetryCapture) -> None:
+        """reset() empties spans, logs and metric values."""
         checkout()
-        telemetry.clear()
+        telemetry.reset()
         assert telemetry.spans == [] and telemetry.logs == []
 
 

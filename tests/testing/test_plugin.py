@@ -18,19 +18,23 @@ USER_TESTS = """
 import logging
 
 import pytest
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 
 import flowtel
 
+tracer = trace.get_tracer("shop")  # bound once, at first use: the fixture must not replace it
+orders = metrics.get_meter("shop").create_counter("orders")
+
 
 def place_order(region):
-    with flowtel.span("place_order", region=region):
+    with tracer.start_as_current_span("place_order", attributes={"region": region}):
         with flowtel.span("db.insert"):
             logging.getLogger("shop").info("order stored")
-        metrics.get_meter("shop").create_counter("orders").add(1, {"region": region})
+        orders.add(1, {"region": region})
 
 
-def test_spans_logs_and_metrics(telemetry):
+@pytest.mark.parametrize("run", [1, 2, 3])
+def test_each_test_starts_empty(telemetry, run):
     place_order("eu")
     assert telemetry.find_span("db.insert").parent.span_id == (
         telemetry.find_span("place_order").context.span_id
@@ -40,18 +44,29 @@ def test_spans_logs_and_metrics(telemetry):
     assert [n["name"] for n in telemetry.span_tree()] == ["place_order"]
 
 
-def test_isolated_from_previous_test(telemetry):
-    assert telemetry.spans == [] and telemetry.logs == []
+def test_session_options(telemetry):
+    place_order("us")
+    assert telemetry.find_span("place_order").resource.attributes["service.name"] == "shop-tests"
 
 
 @pytest.mark.flowtel(service_name="billing")
 def test_marker(telemetry):
-    place_order("us")
-    assert telemetry.find_span("place_order").resource.attributes["service.name"] == "billing"
+    with flowtel.span("invoice"):
+        pass
+    assert telemetry.find_span("invoice").resource.attributes["service.name"] == "billing"
 
 
 def test_without_fixture():
     assert 1 + 1 == 2
+"""
+
+USER_CONFTEST = """
+import pytest
+
+
+@pytest.fixture(scope="session")
+def flowtel_options():
+    return {"service_name": "shop-tests"}
 """
 
 
@@ -71,10 +86,11 @@ def user_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
 class TestPlugin:
     def test_users_tests_pass(self, user_project: pytest.Pytester) -> None:
-        """A user's test file using the telemetry fixture and marker passes."""
+        """Fixture, session options and marker work; module-level tracers survive across tests."""
+        user_project.makeconftest(USER_CONFTEST)
         user_project.makepyfile(test_shop=USER_TESTS)
         result = user_project.runpytest_subprocess(*_plugin_args(), "-q")
-        result.assert_outcomes(passed=4)
+        result.assert_outcomes(passed=6)
 
     def test_failing_assertion_reports_span_names(self, user_project: pytest.Pytester) -> None:
         """A wrong span name fails the user's test with the names that do exist."""
