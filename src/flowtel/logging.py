@@ -48,6 +48,7 @@ from flowtel._scrub import current_scrubber
 from flowtel.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from flowtel._config import Settings
     from flowtel._telemetry import Telemetry
 
 __all__ = [
@@ -369,21 +370,24 @@ def _uninstall_if(state: _Installation | None) -> None:
             _current = None
 
 
+def _options_from(settings: Settings) -> dict[str, Any]:
+    """:func:`instrument_logging` keywords for resolved flowtel settings."""
+    return {
+        "level": settings.log_level,
+        "json_logs": settings.json_logs,
+        "console": settings.exporter == "console",
+        "service_name": settings.service_name,
+    }
+
+
 def install(telemetry: Telemetry) -> None:
     """Core hook: apply ``settings.logging/log_level/json_logs`` to ``telemetry``.
 
     Called by ``configure_telemetry()`` when ``settings.logging`` is truthy. Shutting that
     ``telemetry`` down removes exactly this installation.
     """
-    settings = telemetry.settings
-    if not settings.logging:
+    if not telemetry.settings.logging:
         return
-    instrument_logging(
-        telemetry.logger_provider,
-        level=settings.log_level,
-        json_logs=settings.json_logs,
-        console=settings.exporter == "console",
-        service_name=settings.service_name,
-    )
+    instrument_logging(telemetry.logger_provider, **_options_from(telemetry.settings))
     state = _current
     telemetry.add_shutdown_callback(lambda: _uninstall_if(state))

@@ -370,7 +370,7 @@ class _Session:
             cls.options = dict(options)
         else:
             capture.reset()
-        _ensure_logging(capture)
+        _logging(capture, on=True)
         return capture
 
     @classmethod
@@ -380,14 +380,21 @@ class _Session:
             cls.capture = None
 
 
-def _ensure_logging(capture: TelemetryCapture) -> None:
-    """Re-attach flowtel's log handler if a previous test removed it from the root logger."""
+def _logging(capture: TelemetryCapture, on: bool) -> None:
+    """Route stdlib logging to the capture for one test only.
+
+    Re-attached per test (a previous test may have removed it) and removed afterwards, so the
+    root logger's level and handlers are unchanged for tests that do not use the fixture.
+    """
     telemetry = capture.telemetry
     if telemetry is None or not telemetry.settings.logging:
         return
     flowtel_logging = importlib.import_module("flowtel.logging")
-    if not flowtel_logging.is_instrumented(telemetry.logger_provider):
-        flowtel_logging.install(telemetry)
+    if not on:
+        flowtel_logging.uninstrument_logging()
+    elif not flowtel_logging.is_instrumented(telemetry.logger_provider):
+        options = flowtel_logging._options_from(telemetry.settings)
+        flowtel_logging.instrument_logging(telemetry.logger_provider, **options)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -418,4 +425,8 @@ def telemetry(
     marker = request.node.get_closest_marker(_MARKER)
     if marker is not None:
         options.update(marker.kwargs)
-    yield _Session.get(options)
+    capture = _Session.get(options)
+    try:
+        yield capture
+    finally:
+        _logging(capture, on=False)

@@ -56,8 +56,10 @@ def test_marker(telemetry):
     assert telemetry.find_span("invoice").resource.attributes["service.name"] == "billing"
 
 
-def test_without_fixture():
-    assert 1 + 1 == 2
+def test_without_fixture_logging_is_untouched():
+    root = logging.getLogger()
+    assert root.level == logging.WARNING
+    assert [type(h).__name__ for h in root.handlers if "OTel" in type(h).__name__] == []
 """
 
 USER_CONFTEST = """
@@ -86,7 +88,7 @@ def user_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
 class TestPlugin:
     def test_users_tests_pass(self, user_project: pytest.Pytester) -> None:
-        """Fixture, session options and marker work; module-level tracers survive across tests."""
+        """Fixture, options and marker work; module tracers survive; other tests are untouched."""
         user_project.makeconftest(USER_CONFTEST)
         user_project.makepyfile(test_shop=USER_TESTS)
         result = user_project.runpytest_subprocess(*_plugin_args(), "-q")
