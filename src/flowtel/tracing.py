@@ -199,10 +199,29 @@ class _Site:
 
 
 def _wrap_function(fn: Callable[P, R], site: _Site) -> Callable[P, R]:
+    # The hot path: names are bound locally and the plain case (no recorded arguments or
+    # return value) is inlined, because every call of every traced function pays for it.
+    attach = context_api.attach
+    detach = context_api.detach
+    in_context = trace_api.set_span_in_context
+    telemetry_module = _telemetry
+    name = site.name
+    attributes = site.attributes
+    plain = site.signature is None and not site.record_return
+
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            span, token = site.start(args, kwargs)
+            if plain:
+                tracer = (
+                    site.tracer
+                    if site.generation == telemetry_module._generation
+                    else site.get_tracer()
+                )
+                span = tracer.start_span(name, attributes=attributes)
+                token = attach(in_context(span))
+            else:
+                span, token = site.start(args, kwargs)
         except Exception:
             _report_internal(site.name)
             return fn(*args, **kwargs)
@@ -211,7 +230,14 @@ def _wrap_function(fn: Callable[P, R], site: _Site) -> Callable[P, R]:
         except BaseException as exc:
             _end_failed(span, token, exc)
             raise
-        site.finish(span, token, result)
+        if plain:
+            try:
+                detach(token)
+                span.end()
+            except Exception:
+                _report_internal("span end")
+        else:
+            site.finish(span, token, result)
         return result
 
     return wrapper
