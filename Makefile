@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src tests/typing
 
 ## The whole test suite: lint, strict typing, then pytest.
 test: $(STAMP) system-deps lint typecheck

@@ -25,7 +25,9 @@ provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
 trace.set_tracer_provider(provider)
 """
 
-RAW_GRPC_ALL = RAW_GRPC_TRACES + """
+RAW_GRPC_ALL = (
+    RAW_GRPC_TRACES
+    + """
 from opentelemetry import metrics, _logs
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -40,6 +42,7 @@ lp = LoggerProvider(resource=res)
 lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
 _logs.set_logger_provider(lp)
 """
+)
 
 FLOWTEL_DEFAULT = """
 import flowtel

@@ -97,7 +97,6 @@ def main() -> int:
         with tracer.start_as_current_span("work"):
             return await awork()
 
-
     def drive(coro_fn: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
             coro = coro_fn()

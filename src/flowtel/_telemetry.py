@@ -397,6 +397,10 @@ def _install_globals(telemetry: Telemetry) -> None:
     trace_api.set_tracer_provider(telemetry.tracer_provider)
     metrics_api.set_meter_provider(telemetry.meter_provider)
     logs_api.set_logger_provider(telemetry.logger_provider)
+    # Breakers and limiters created earlier report their gauges through the new provider too.
+    from flowtel._resilience_telemetry import bind_global_provider
+
+    bind_global_provider()
 
     propagators: list[Any] = []
     for name in telemetry.settings.propagators:

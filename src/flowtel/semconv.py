@@ -267,10 +267,13 @@ EVENTS: Final[tuple[EventDef, ...]] = (
     ),
     EventDef(
         EVENT_RESILIENCE_REJECTED,
-        "An open circuit breaker rejected a call.",
-        (RESILIENCE_NAME, CIRCUIT_STATE),
+        "A breaker (open, or half-open without permits) or a rate limiter (wait over "
+        "max_wait_s) rejected a call.",
+        (RESILIENCE_NAME, RESILIENCE_STRATEGY, CIRCUIT_STATE, RESILIENCE_WAIT),
     ),
-    EventDef(EVENT_RESILIENCE_TIMEOUT, "A call exceeded its timeout.", (RESILIENCE_TIMEOUT,)),
+    EventDef(
+        EVENT_RESILIENCE_TIMEOUT, "A call exceeded its timeout.", (RESILIENCE_TIMEOUT, OPERATION)
+    ),
     EventDef(
         EVENT_RESILIENCE_RATE_LIMITED,
         "A caller waited on a rate limiter over a threshold.",
@@ -297,6 +300,7 @@ METRIC_RESILIENCE_CALLS: Final = "flowtel.resilience.calls"
 METRIC_RESILIENCE_ATTEMPT_DURATION: Final = "flowtel.resilience.attempt.duration"
 METRIC_RATE_LIMITER_WAIT: Final = "flowtel.rate_limiter.wait.duration"
 METRIC_RATE_LIMITER_PERMITS: Final = "flowtel.rate_limiter.available_permits"
+METRIC_RATE_LIMITER_RATE: Final = "flowtel.rate_limiter.rate"
 METRIC_CIRCUIT_STATE: Final = "flowtel.circuit_breaker.state"
 METRIC_CIRCUIT_FAILURE_RATE: Final = "flowtel.circuit_breaker.failure_rate"
 METRIC_CIRCUIT_SLOW_CALL_RATE: Final = "flowtel.circuit_breaker.slow_call_rate"
@@ -419,6 +423,13 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         (RESILIENCE_NAME,),
     ),
     MetricDef(
+        METRIC_RATE_LIMITER_RATE,
+        Instrument.GAUGE,
+        "{permit}/s",
+        "Current permit rate of a rate limiter (moves under adaptive AIMD).",
+        (RESILIENCE_NAME,),
+    ),
+    MetricDef(
         METRIC_CIRCUIT_STATE,
         Instrument.GAUGE,
         "1",
@@ -455,7 +466,13 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     ),
 )
 
-_UNIT_SUFFIX: Final = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": "ratio"}
+_UNIT_SUFFIX: Final = {
+    "s": "seconds",
+    "ms": "milliseconds",
+    "By": "bytes",
+    "1": "ratio",
+    "/s": "per_second",
+}
 
 
 def prometheus_name(metric: MetricDef) -> str:
