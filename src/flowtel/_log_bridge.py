@@ -190,9 +190,9 @@ def exception_fields(record: logging.LogRecord, scrubber: Scrubber) -> dict[str,
 
 
 def message_of(record: logging.LogRecord) -> str:
-    """``record.getMessage()``, falling back to the raw template when formatting fails."""
+    """``record.getMessage()`` cut at 16 KiB (bounds scrubbing cost); never raises."""
     try:
-        return record.getMessage()
+        return _truncate(record.getMessage())
     except Exception:
         return _safe_str(record.msg)
 
@@ -281,7 +281,7 @@ class OTelLogHandler(logging.Handler):
             context=ctx,
             severity_number=severity_of(record.levelno),
             severity_text=severity_text(record.levelname),
-            body=scrubber.scrub_text(_truncate(message_of(record))),
+            body=scrubber.scrub_text(message_of(record)),
             attributes=attributes,
         )
 

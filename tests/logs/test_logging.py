@@ -399,3 +399,14 @@ class TestConfigureOptions:
         assert len(_otel_handlers()) == 1
         second.shutdown()
         assert _otel_handlers() == []
+
+
+class TestBounds:
+    def test_huge_message_is_cut(self, pipeline: Piped) -> None:
+        """A message above 16 KiB is exported cut, with a marker, in OTLP and JSON alike."""
+        _, capture = pipeline
+        log.warning("x" * 100_000)
+        body = str(capture.logs[0].log_record.body)
+        assert len(body) < 17_000 and body.endswith("...[truncated]")
+        record = _record("y" * 100_000)
+        assert len(json.loads(JsonFormatter().format(record))["message"]) < 17_000
