@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -150,6 +151,8 @@ def json_value(key: str, value: object, scrubber: Scrubber, depth: int = 0) -> A
     """Convert an ``extra`` value to a scrubbed JSON-serialisable value, keeping nesting."""
     if scrubber.key_is_secret(key):
         return REDACTED
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN/Infinity are not JSON; strict log parsers reject the line
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):

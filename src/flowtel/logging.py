@@ -74,7 +74,7 @@ _LEVELS: Final = {
     "ERROR": logging.ERROR,
     "CRITICAL": logging.CRITICAL,
 }
-_ACCEPTED_LEVELS: Final = "DEBUG, INFO, WARNING, ERROR, CRITICAL or an int level 0-50"
+_ACCEPTED_LEVELS: Final = "DEBUG, INFO, WARNING, ERROR, CRITICAL or a number >= 0"
 
 
 def current_trace_id() -> str | None:
@@ -141,8 +141,6 @@ class JsonFormatter(logging.Formatter):
     Args:
         service_name: value of the ``service.name`` key (omitted when ``None``).
     """
-
-    _FIXED: Final = ("timestamp", "level", "logger", "message", "trace_id", "span_id")
 
     def __init__(self, service_name: str | None = None) -> None:
         super().__init__()
@@ -213,7 +211,7 @@ def add_trace_context(
     return event_dict
 
 
-def parse_level(value: str | int) -> int:
+def _parse_level(value: str | int) -> int:
     """Validate a ``log_level`` option: a level name or an int.
 
     Raises:
@@ -222,7 +220,7 @@ def parse_level(value: str | int) -> int:
     if isinstance(value, bool):
         raise ConfigurationError("log_level", value, _ACCEPTED_LEVELS)
     if isinstance(value, int):
-        if 0 <= value <= logging.CRITICAL:
+        if value >= 0:
             return value
         raise ConfigurationError("log_level", value, _ACCEPTED_LEVELS)
     if isinstance(value, str) and value.strip().upper() in _LEVELS:
@@ -285,7 +283,7 @@ def instrument_logging(
     Raises:
         ConfigurationError: ``level`` is not a valid level.
     """
-    levelno = parse_level(level)
+    levelno = _parse_level(level)
     global _current
     with _lock:
         if _current is not None:

@@ -304,8 +304,10 @@ class TestJsonFormatter:
 
     def test_unserialisable_and_colliding_extras(self) -> None:
         """Odd extra values become strings; extras named like fixed keys are prefixed."""
-        record = _record(level="custom", when={1, 2}, blob=b"\x00")
-        doc = json.loads(JsonFormatter().format(record))
+        record = _record(level="custom", when={1, 2}, blob=b"\x00", ratio=float("nan"))
+        line = JsonFormatter().format(record)
+        doc = json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+        assert doc["ratio"] == "nan"
         assert doc["level"] == "INFO" and doc["extra.level"] == "custom"
         assert sorted(doc["when"]) == [1, 2] and doc["blob"] == str(b"\x00")
 
