@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from flowtel._telemetry import Telemetry
+
 __all__ = ["HistogramValue", "TelemetryCapture"]
 
 _MARKER = "flowtel"
@@ -117,7 +119,7 @@ class TelemetryCapture:
         span_exporter: InMemorySpanExporter,
         metric_reader: InMemoryMetricReader,
         log_exporter: InMemoryLogRecordExporter,
-        telemetry: Any = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.span_exporter = span_exporter
         self.metric_reader = metric_reader
@@ -136,11 +138,12 @@ class TelemetryCapture:
         from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-        flowtel = importlib.import_module("flowtel")
+        from flowtel import configure_telemetry
+
         spans, reader = InMemorySpanExporter(), _delta_reader()
         logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         options = {"service_name": "flowtel-test", "exporter": "none", **options}
-        telemetry = flowtel.configure_telemetry(
+        telemetry = configure_telemetry(
             span_exporters=[spans],
             metric_readers=[reader],
             log_exporters=[logs],
