@@ -412,3 +412,31 @@ class TestBounds:
         assert len(body) < 17_000 and body.endswith("...[truncated]")
         record = _record("y" * 100_000)
         assert len(json.loads(JsonFormatter().format(record))["message"]) < 17_000
+
+
+class TestQueueHandler:
+    def test_span_context_survives_a_queue_listener_thread(self, pipeline: Piped) -> None:
+        """Behind QueueHandler/QueueListener the record keeps the span it was logged in."""
+        import logging.handlers
+        import queue
+
+        pipe, capture = pipeline
+        uninstrument_logging()  # only the queued path below exports
+        records: queue.Queue[logging.LogRecord] = queue.Queue()
+        front = logging.handlers.QueueHandler(records)
+        front.addFilter(TraceContextFilter())
+        listener = logging.handlers.QueueListener(records, OTelLogHandler(pipe.logger_provider))
+        queued = logging.getLogger("app.queued")
+        queued.addHandler(front)
+        queued.propagate = False
+        queued.setLevel(logging.INFO)
+        listener.start()
+        try:
+            with flowtel.span("op") as span:
+                queued.info("via queue")
+        finally:
+            listener.stop()
+            queued.removeHandler(front)
+            queued.propagate = True
+        (got,) = capture.logs
+        assert got.log_record.span_id == span.get_span_context().span_id
