@@ -34,13 +34,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from flowtel._export_guard import (
-    ExportGuard,
-    GuardedLogExporter,
-    GuardedSpanExporter,
-    LossReason,
-    TelemetrySignal,
-)
+from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._guarded_exporters import GuardedLogExporter, GuardedSpanExporter
 from flowtel.exceptions import ConfigurationError
 
 __all__ = ["BoundedBatchLogRecordProcessor", "BoundedBatchSpanProcessor"]

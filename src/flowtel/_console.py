@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from flowtel import semconv
+from flowtel._export_scrub import scrub_span
 
 _MAX_TRACKED: Final = 10_000
 _KEY_ATTRS: Final = (
@@ -65,6 +66,7 @@ class ConsoleSpanProcessor(SpanProcessor):
         if ctx is None or not ctx.trace_flags.sampled:
             return
         try:
+            span = scrub_span(span)  # data set through the raw OTel API is scrubbed here too
             stream = self._stream or sys.stdout
             with self._lock:
                 depth = self._depth.pop(ctx.span_id, 0)

@@ -15,7 +15,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -26,6 +26,9 @@ from flowtel import _config
 from flowtel._config import UNSET, Settings, _Unset
 from flowtel._scrub import Scrubber, set_scrubber
 from flowtel.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from flowtel._export_guard import ExportGuard
 
 _log = logging.getLogger("flowtel")
 
@@ -89,6 +92,8 @@ class Telemetry:
         self.tracer = tracer_provider.get_tracer("flowtel")
         self.meter = meter_provider.get_meter("flowtel")
         self.prometheus_port: int | None = None
+        self.export_guard: ExportGuard | None = None
+        """Deadline and loss accounting of the OTLP pipelines (None without OTLP export)."""
         self._callbacks: list[Callable[[], object]] = []
         self._closed = False
         self._lock = threading.Lock()
@@ -126,6 +131,8 @@ class Telemetry:
             self._closed = True
             callbacks = list(reversed(self._callbacks))
         budget = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        if self.export_guard is not None:
+            self.export_guard.begin_shutdown(budget)  # exports stop waiting at this deadline
 
         def stop() -> bool:
             for callback in callbacks:
@@ -245,12 +252,21 @@ def _build(settings: Settings) -> Telemetry:
 
     from opentelemetry.sdk.resources import Resource
 
+    from flowtel._export_guard import ExportGuard
+
     resource = Resource.create(dict(settings.resource_attributes))
-    tracer_provider = _tracer_provider(settings, resource)
-    meter_provider, prometheus_port = _meter_provider(settings, resource)
-    logger_provider = _logger_provider(settings, resource)
+    guard = ExportGuard(
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        export_timeout_s=settings.batch_export_timeout_s,
+    )
+    tracer_provider = _tracer_provider(settings, resource, guard)
+    meter_provider, prometheus_port = _meter_provider(settings, resource, guard)
+    logger_provider = _logger_provider(settings, resource, guard)
     telemetry = Telemetry(settings, tracer_provider, meter_provider, logger_provider)
     telemetry.prometheus_port = prometheus_port
+    if settings.exporter == "otlp":
+        telemetry.export_guard = guard
+        guard.instrument(telemetry.meter)
     _install_globals(telemetry)
     for module_name, enabled in _FEATURES:
         if enabled(settings) and importlib.util.find_spec(module_name) is not None:
@@ -258,9 +274,11 @@ def _build(settings: Settings) -> Telemetry:
     return telemetry
 
 
-def _tracer_provider(settings: Settings, resource: Any) -> trace_api.TracerProvider:
+def _tracer_provider(
+    settings: Settings, resource: Any, guard: ExportGuard
+) -> trace_api.TracerProvider:
     from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     from flowtel._sampling import RatioSampler
 
@@ -279,15 +297,16 @@ def _tracer_provider(settings: Settings, resource: Any) -> trace_api.TracerProvi
         ),
     )
     if settings.exporter == "otlp":
+        from flowtel._batch_processor import BoundedBatchSpanProcessor
         from flowtel._exporters import span_exporter
 
         provider.add_span_processor(
-            BatchSpanProcessor(
+            BoundedBatchSpanProcessor(
                 span_exporter(settings.otlp["traces"]),
+                guard,
                 max_queue_size=settings.batch_max_queue_size,
-                schedule_delay_millis=settings.batch_schedule_delay_s * 1000,
+                schedule_delay_s=settings.batch_schedule_delay_s,
                 max_export_batch_size=settings.batch_max_export_batch_size,
-                export_timeout_millis=settings.batch_export_timeout_s * 1000,
             )
         )
     elif settings.exporter == "console":
@@ -302,7 +321,7 @@ def _tracer_provider(settings: Settings, resource: Any) -> trace_api.TracerProvi
 
 
 def _meter_provider(
-    settings: Settings, resource: Any
+    settings: Settings, resource: Any, guard: ExportGuard
 ) -> tuple[metrics_api.MeterProvider, int | None]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -310,10 +329,11 @@ def _meter_provider(
     readers: list[Any] = list(settings.metric_readers)
     if settings.exporter == "otlp":
         from flowtel._exporters import metric_exporter
+        from flowtel._guarded_exporters import GuardedMetricExporter
 
         readers.append(
             PeriodicExportingMetricReader(
-                metric_exporter(settings.otlp["metrics"]),
+                GuardedMetricExporter(metric_exporter(settings.otlp["metrics"]), guard),
                 export_interval_millis=settings.metric_export_interval_s * 1000,
             )
         )
@@ -359,16 +379,17 @@ def _prometheus_reader(settings: Settings) -> tuple[Any, int]:
     return reader, port
 
 
-def _logger_provider(settings: Settings, resource: Any) -> ApiLoggerProvider:
+def _logger_provider(settings: Settings, resource: Any, guard: ExportGuard) -> ApiLoggerProvider:
     from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     if settings.exporter == "otlp":
+        from flowtel._batch_processor import BoundedBatchLogRecordProcessor
         from flowtel._exporters import log_exporter
 
         provider.add_log_record_processor(
-            BatchLogRecordProcessor(log_exporter(settings.otlp["logs"]))
+            BoundedBatchLogRecordProcessor(log_exporter(settings.otlp["logs"]), guard)
         )
     for exporter in settings.log_exporters:
         provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))

@@ -196,7 +196,7 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(
         TELEMETRY_REASON,
         "string",
-        "Why telemetry was lost: queue_full, export_failed, shutdown_timeout.",
+        "Why telemetry was lost: queue_full, export_failed, export_timeout, shutdown_timeout.",
     ),
 )
 
@@ -208,6 +208,8 @@ SPAN_STARTUP_CHECK: Final = "flowtel.startup.check"
 SPAN_SHUTDOWN: Final = "flowtel.shutdown"
 SPAN_SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
 SPAN_RECORD_ERROR: Final = "flowtel.record_error"
+SCOPE_ERRORS: Final = "flowtel.errors"  # instrumentation scope of flowtel.errors' spans and metrics
+OVERFLOW_KEY: Final = "_other"  # component/operation value once error_max_keys pairs are tracked
 
 SPANS: Final[tuple[SpanDef, ...]] = (
     SpanDef(

@@ -72,7 +72,7 @@ class TestTraces:
         assert got_child.span.status.code == trace_pb2.Status.STATUS_CODE_ERROR
         assert got_child.attributes["flowtel.component"] == "billing"
         assert got_child.attributes["error.type"] == "ValueError"
-        (name, attrs), = got_child.events
+        ((name, attrs),) = got_child.events
         assert name == "exception"
         assert attrs["exception.type"] == "ValueError"
         assert attrs["exception.message"] == "declined"

@@ -744,7 +744,7 @@ class _RawTcpServer:
         self._sock.settimeout(0.05)
         self.port: int = self._sock.getsockname()[1]
         self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.connections = 0
@@ -772,7 +772,13 @@ class _RawTcpServer:
             with self._lock:
                 self.connections += 1
                 self._conns.append(conn)
+                self._lock.notify_all()
             self._handle(conn)
+
+    def wait_for_connections(self, count: int, timeout_s: float = 10.0) -> bool:
+        """Block until ``count`` connections were accepted; False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.connections >= count, timeout_s)
 
     def _handle(self, conn: socket.socket) -> None:  # pragma: no cover - overridden
         raise NotImplementedError

@@ -1,0 +1,274 @@
+"""Cost of flowtel's error aggregation, measured against raw OpenTelemetry in the same run.
+
+Run: ``PYTHONPATH=src python benchmarks/bench_errors.py`` (add ``--quick`` for a smoke run).
+
+Prints:
+1. per-span cost of ErrorRateProcessor vs a raw OTel span (BatchSpanProcessor to a null
+   exporter), for statistics only, statistics + counters/gauge, and the full RED set;
+2. ``get_error_stats(last_minutes=15)`` CPU time after 10,000 ... 2,000,000 spans;
+3. traced memory (tracemalloc) of the processor after as many spans over 100 keys;
+4. per-span cost at sample_rate=0.1 with count_unsampled=True (exact stats) vs False.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Status, StatusCode
+
+from flowtel import semconv
+from flowtel._sampling import RatioSampler  # the sampler configure_telemetry() installs
+from flowtel.errors import ErrorRateProcessor
+
+KEYS = 100
+
+
+class NullExporter(SpanExporter):
+    """Accepts and discards spans, so the baseline includes batching but no I/O."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class OtlpEncodingExporter(SpanExporter):
+    """Encodes spans to OTLP protobuf bytes like the OTLP exporter does, then drops them."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        encode_spans(spans).SerializeToString()
+        return SpanExportResult.SUCCESS
+
+
+def provider(
+    sampler: Sampler | None, *extra: ErrorRateProcessor, exporter: type[SpanExporter] = NullExporter
+) -> TracerProvider:
+    tp = TracerProvider(sampler=sampler)
+    tp.add_span_processor(BatchSpanProcessor(exporter(), max_queue_size=1 << 16))
+    for p in extra:
+        tp.add_span_processor(p)
+    return tp
+
+
+def span_loop(tp: TracerProvider, n: int) -> float:
+    """CPU seconds per span for ``n`` start/end pairs over KEYS operations, 5% failing.
+
+    Process CPU time, not wall time: other processes on a shared machine do not inflate it, and
+    the batch exporter thread's work is included.
+    """
+    tracer = tp.get_tracer("bench")
+    attrs = [{semconv.COMPONENT: f"c{k % 10}", semconv.OPERATION: f"op{k}"} for k in range(KEYS)]
+    error = Status(StatusCode.ERROR)
+    gc.collect()
+    start = time.process_time()
+    for i in range(n):
+        span = tracer.start_span("op", attributes=attrs[i % KEYS])
+        if i % 20 == 0:
+            span.set_attribute(semconv.ERROR_TYPE, "TimeoutError")
+            span.set_status(error)
+        span.end()
+    tp.force_flush()  # the export thread's CPU belongs to the cost too
+    return (time.process_time() - start) / n
+
+
+def compare(
+    configs: dict[str, Callable[[], TracerProvider]], n: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    """(median, best) seconds per span per config; rounds interleave so noise hits all alike."""
+    providers = {name: make() for name, make in configs.items()}
+    for tp in providers.values():
+        span_loop(tp, n // 10)  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in configs}
+    for _ in range(rounds):
+        for name, tp in providers.items():
+            samples[name].append(span_loop(tp, n))
+    for tp in providers.values():
+        tp.shutdown()
+    return {name: (statistics.median(v), min(v)) for name, v in samples.items()}
+
+
+def report(title: str, results: dict[str, tuple[float, float]], baseline: str) -> None:
+    print(f"\n## {title}")
+    base_median, base_best = results[baseline]
+    print(f"{'configuration':50} {'median us':>9} {'vs base':>8} {'best us':>8} {'vs base':>8}")
+    for name, (median, best) in results.items():
+        d_median = "" if name == baseline else f"{(median - base_median) / base_median:+.1%}"
+        d_best = "" if name == baseline else f"{(best - base_best) / base_best:+.1%}"
+        print(f"{name:50} {median * 1e6:9.2f} {d_median:>8} {best * 1e6:8.2f} {d_best:>8}")
+
+
+def meter() -> MeterProvider:
+    return MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def bench_span_cost(n: int, rounds: int) -> None:
+    meters = meter()
+    configs: dict[str, Callable[[], TracerProvider]] = {
+        "raw OTel span (BatchSpanProcessor, null exporter)": lambda: provider(None),
+        "+ ErrorRateProcessor, statistics only": lambda: provider(None, ErrorRateProcessor()),
+        "+ statistics, counters, error-rate gauge": lambda: provider(
+            None, ErrorRateProcessor(meter=meters.get_meter("b"), record_durations=False)
+        ),
+        "+ statistics and full RED (duration histogram)": lambda: provider(
+            None, ErrorRateProcessor(meter=meters.get_meter("b2"))
+        ),
+    }
+    report("Processor cost per span", compare(configs, n, rounds), next(iter(configs)))
+    otlp = OtlpEncodingExporter
+    configs = {
+        "raw OTel span, OTLP-encoded (not sent)": lambda: provider(None, exporter=otlp),
+        "+ statistics, counters, error-rate gauge": lambda: provider(
+            None,
+            ErrorRateProcessor(meter=meters.get_meter("o1"), record_durations=False),
+            exporter=otlp,
+        ),
+        "+ statistics and full RED (duration histogram)": lambda: provider(
+            None, ErrorRateProcessor(meter=meters.get_meter("o2")), exporter=otlp
+        ),
+    }
+    report(
+        "Same, against a span that is OTLP-encoded",
+        compare(configs, n, rounds),
+        next(iter(configs)),
+    )
+    meters.shutdown()
+
+
+def bench_sampling(n: int, rounds: int) -> None:
+    """configure_telemetry(sample_rate=0.1, count_unsampled=...) builds exactly these samplers."""
+    meters = meter()
+
+    def sampler(record_unsampled: bool) -> RatioSampler:
+        return RatioSampler(0.1, parent_based=True, record_unsampled=record_unsampled)
+
+    configs: dict[str, Callable[[], TracerProvider]] = {
+        "count_unsampled=False, no error processor": lambda: provider(sampler(False)),
+        "count_unsampled=True, no error processor": lambda: provider(sampler(True)),
+        "count_unsampled=False + ErrorRateProcessor": lambda: provider(
+            sampler(False), ErrorRateProcessor(meter=meters.get_meter("s1"))
+        ),
+        "count_unsampled=True + stats, counters, gauge": lambda: provider(
+            sampler(True),
+            ErrorRateProcessor(meter=meters.get_meter("s3"), record_durations=False),
+        ),
+        "count_unsampled=True + ErrorRateProcessor (exact)": lambda: provider(
+            sampler(True), ErrorRateProcessor(meter=meters.get_meter("s2"))
+        ),
+    }
+    report("sample_rate=0.1: count_unsampled", compare(configs, n, rounds), next(iter(configs)))
+    meters.shutdown()
+
+
+def synthetic_spans() -> list[ReadableSpan]:
+    """One finished span per key (every 20th failing), fed straight to on_end."""
+    spans = []
+    for k in range(KEYS):
+        failed = k % 20 == 0
+        spans.append(
+            ReadableSpan(
+                name="op",
+                attributes={
+                    semconv.COMPONENT: f"c{k % 10}",
+                    semconv.OPERATION: f"op{k}",
+                    **({semconv.ERROR_TYPE: "TimeoutError"} if failed else {}),
+                },
+                status=Status(StatusCode.ERROR if failed else StatusCode.OK),
+                instrumentation_scope=InstrumentationScope("bench"),
+                start_time=1_000,
+                end_time=2_000_000,
+            )
+        )
+    return spans
+
+
+class Clock:
+    """Advances 4 ms per span: 1,000,000 spans span 67 minutes, more than the 60-minute ring."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed(processor: ErrorRateProcessor, clock: Clock, spans: list[ReadableSpan], n: int) -> None:
+    on_end = processor.on_end
+    for i in range(n):
+        clock.now += 0.004
+        on_end(spans[i % KEYS])
+
+
+def bench_stats(total: int) -> None:
+    """Query CPU time as the processor fills, 100 keys, 60-minute window."""
+    spans, clock = synthetic_spans(), Clock()
+    processor = ErrorRateProcessor(window_minutes=60, meter=meter().get_meter("q"), clock=clock)
+    print("\n## get_error_stats(last_minutes=15), 100 keys, 60-minute window")
+    print("(spans fed to on_end 4 ms apart on an injected clock; CPU time of the query)")
+    print(f"{'spans':>10} {'median ms':>10} {'p99 ms':>8}")
+    fed = 0
+    for checkpoint in checkpoints(total):
+        feed(processor, clock, spans, checkpoint - fed)
+        fed = checkpoint
+        timings = []
+        for _ in range(500):
+            start = time.thread_time()
+            stats = processor.stats(last_minutes=15)
+            timings.append(time.thread_time() - start)
+        timings.sort()
+        median, p99 = statistics.median(timings) * 1e3, timings[int(len(timings) * 0.99)] * 1e3
+        print(f"{checkpoint:>10,} {median:10.3f} {p99:8.3f}")
+    print(f"last: total={stats.total:,} errors={stats.errors:,} window={stats.window}")
+
+
+def bench_memory(total: int) -> None:
+    """Traced bytes held by the processor as it fills (one tracemalloc session throughout)."""
+    spans, clock = synthetic_spans(), Clock()
+    meters = meter()
+    print("\n## Memory (tracemalloc), 100 keys, 60-minute window, spans 4 ms apart")
+    print(f"{'spans':>10} {'traced bytes':>13}")
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    processor = ErrorRateProcessor(window_minutes=60, meter=meters.get_meter("m"), clock=clock)
+    fed = 0
+    for checkpoint in checkpoints(total):
+        feed(processor, clock, spans, checkpoint - fed)
+        fed = checkpoint
+        gc.collect()
+        print(f"{checkpoint:>10,} {tracemalloc.get_traced_memory()[0] - before:>13,}")
+    tracemalloc.stop()
+
+
+def checkpoints(total: int) -> list[int]:
+    return [c for c in (10_000, 100_000, 1_000_000, 2_000_000) if c <= total]
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts, for CI smoke runs")
+    args = parser.parse_args(argv)
+    n, rounds, total = (5_000, 3, 100_000) if args.quick else (20_000, 9, 2_000_000)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
+        f"{n:,} spans x {rounds} interleaved rounds per row"
+    )
+    bench_span_cost(n, rounds)
+    bench_sampling(n, rounds)
+    bench_stats(total)
+    bench_memory(total)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
