@@ -21,6 +21,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
+from flowtel._scrub import current_scrubber
 
 OTHER_TYPE: Final = "_OTHER"
 """Error type used when a span failed without a type, or a key has too many distinct types."""
@@ -55,9 +56,12 @@ class KeyTotals(NamedTuple):
 
 
 def _attributes(key: Key, status: str, error_type: str | None = None) -> Attributes:
+    # Operations default to span names, which may carry secrets ("GET /reset?token=..."):
+    # scrub them here, once per key and status, before they become exported metric labels.
+    scrubber = current_scrubber()
     attributes: Attributes = {
-        semconv.COMPONENT: key[0],
-        semconv.OPERATION: key[1],
+        semconv.COMPONENT: scrubber.scrub_text(key[0]),
+        semconv.OPERATION: scrubber.scrub_text(key[1]),
         semconv.OTEL_STATUS_CODE: status,
     }
     if error_type is not None:
