@@ -33,7 +33,7 @@ import pytest
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import ReadableLogRecord
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.export import MetricReader, MetricsData
     from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -71,24 +71,14 @@ class HistogramValue:
         )
 
 
-def _delta_reader() -> InMemoryMetricReader:
-    """A reader that reports what happened since its last read (summed up by the capture)."""
-    from opentelemetry.sdk import metrics as sdk_metrics
-    from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
-
-    delta = AggregationTemporality.DELTA
-    names = (
-        "Counter",
-        "UpDownCounter",
-        "Histogram",
-        "ObservableCounter",
-        "ObservableUpDownCounter",
-    )
-    kinds: list[type] = [getattr(sdk_metrics, n) for n in names]
-    gauge = getattr(sdk_metrics, "_Gauge", None)  # the SDK still marks sync gauges experimental
-    if gauge is not None:
-        kinds.append(gauge)
-    return InMemoryMetricReader(preferred_temporality=dict.fromkeys(kinds, delta))
+def _read(reader: MetricReader) -> list[MetricsData]:
+    """Every collection the reader holds: all of a DeltaCollector's, or an in-memory reader's."""
+    drain = getattr(reader, "drain", None)
+    if drain is not None:
+        batches: list[MetricsData] = drain()
+        return batches
+    data = reader.get_metrics_data() if hasattr(reader, "get_metrics_data") else None
+    return [data] if data is not None else []
 
 
 def _hashable(value: Any) -> Any:
@@ -108,7 +98,8 @@ class TelemetryCapture:
 
     Args:
         span_exporter: receives finished spans.
-        metric_reader: collected on every metric read.
+        metric_reader: collected on every metric read: flowtel's DELTA collector (what
+            :meth:`configure` uses) or an SDK ``InMemoryMetricReader``.
         log_exporter: receives log records.
         telemetry: the ``flowtel.Telemetry`` to flush and shut down (``None`` when you manage
             the providers yourself).
@@ -117,7 +108,7 @@ class TelemetryCapture:
     def __init__(
         self,
         span_exporter: InMemorySpanExporter,
-        metric_reader: InMemoryMetricReader,
+        metric_reader: MetricReader,
         log_exporter: InMemoryLogRecordExporter,
         telemetry: Telemetry | None = None,
     ) -> None:
@@ -139,8 +130,9 @@ class TelemetryCapture:
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
         from flowtel import configure_telemetry
+        from flowtel._metric_collector import DeltaCollector
 
-        spans, reader = InMemorySpanExporter(), _delta_reader()
+        spans, reader = InMemorySpanExporter(), DeltaCollector()
         logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
         options = {"service_name": "flowtel-test", "exporter": "none", **options}
         telemetry = configure_telemetry(
@@ -163,7 +155,7 @@ class TelemetryCapture:
         self.flush()
         self.span_exporter.clear()
         self.log_exporter.clear()
-        self.metric_reader.get_metrics_data()  # drain the delta since the last read
+        _read(self.metric_reader)  # drain what was recorded so far
         self._points.clear()
         self._sums.clear()
 
@@ -256,12 +248,14 @@ class TelemetryCapture:
 
     # ---------------------------------------------------------------- metrics
     def _collect(self) -> None:
-        """Fold the reader's latest delta into the per-series values."""
+        """Fold every collection since the last read into the per-series values."""
+        for data in _read(self.metric_reader):
+            self._fold(data)
+
+    def _fold(self, data: MetricsData) -> None:
         from opentelemetry.sdk.metrics.export import AggregationTemporality, Sum
 
-        self.flush()
-        data = self.metric_reader.get_metrics_data()
-        for rm in data.resource_metrics if data is not None else ():
+        for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
                     kind = metric.data

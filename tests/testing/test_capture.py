@@ -132,6 +132,13 @@ class TestMetrics:
         checkout()
         assert telemetry.metric_value("orders.placed", {"region": "us"}) == 5
 
+    def test_flushes_in_between_lose_nothing(self, telemetry: TelemetryCapture) -> None:
+        """Flushing the pipeline (which collects metrics) before reading keeps every value."""
+        checkout()
+        assert telemetry.spans
+        assert telemetry.telemetry is not None and telemetry.telemetry.force_flush()
+        assert telemetry.metric_value("orders.placed") == 8
+
     def test_gauge_must_be_specific(self, telemetry: TelemetryCapture) -> None:
         """Several matching gauge points are ambiguous and raise LookupError."""
         gauge = metrics.get_meter("shop").create_gauge("queue.depth")
