@@ -329,7 +329,12 @@ class TelemetryCapture:
 
     # ---------------------------------------------------------------- errors
     def error_stats(self, *args: Any, **kwargs: Any) -> Any:
-        """``flowtel.get_error_stats(*args, **kwargs)``: exact error counts and rates."""
+        """``flowtel.get_error_stats(*args, **kwargs)``: exact error counts and rates.
+
+        Process-wide, like the function itself: under the session-wide fixture they include
+        earlier tests of the session. For numbers of one test only, compare before and after,
+        or use a fresh :meth:`configure` (``@pytest.mark.flowtel(...)`` does that).
+        """
         errors = importlib.import_module("flowtel.errors")
         return errors.get_error_stats(*args, **kwargs)
 

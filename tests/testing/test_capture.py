@@ -183,3 +183,22 @@ class TestWithoutPytest:
             span = capture.find_span("work")
             assert span.resource.attributes["service.name"] == "plain"
         assert capture.telemetry is None
+
+
+class TestErrorStats:
+    def test_error_stats_of_a_fresh_capture(self) -> None:
+        """error_stats() returns flowtel.errors.get_error_stats() for the configured pipeline."""
+        with TelemetryCapture.configure(service_name="errs") as capture:
+
+            @flowtel.traced("charge", component="billing")
+            def charge() -> None:
+                raise ValueError("declined")
+
+            for _ in range(3):
+                with pytest.raises(ValueError):
+                    charge()
+            with flowtel.span("ok", component="billing"):
+                pass
+            stats = capture.error_stats(component="billing")
+            assert (stats.total, stats.errors) == (4, 3)
+            assert stats.by_type == {"ValueError": 3}
