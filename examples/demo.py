@@ -1,62 +1,81 @@
-"""A small async agent worker instrumented by flowtel; prints the spans it records.
+"""The demo: the FastAPI agent service from ``agent_service.py``, served by real uvicorn on a free
+loopback port, driven by a real HTTP client, printing what flowtel recorded.
 
-Run with ``make demo``. It uses the console exporter (the default when no OTLP endpoint is set), so
-every finished span appears on stderr as one line, indented by nesting.
+Run with ``make demo``. No collector is needed: the console exporter (the default without an OTLP
+endpoint) prints one line per finished span, indented by nesting. At the end it prints the
+probe answers during startup, ``/health``, and ``flowtel.get_error_stats()``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("AGENT_VECTOR_CONNECT_S", "0.4")
+os.environ.setdefault("AGENT_DRAIN_S", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx
+import uvicorn
+from agent_service import app, telemetry
 
 import flowtel
 
 
-class UpstreamError(Exception):
-    """The (simulated) LLM upstream failed."""
+def serve() -> tuple[uvicorn.Server, str, threading.Thread]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    return server, f"http://127.0.0.1:{port}", thread
 
 
-@flowtel.traced(component="agent", operation="retrieve", record_args=["query"])
-async def retrieve(query: str) -> list[str]:
-    await asyncio.sleep(0.002)
-    return [f"doc-{i}" for i in range(3)]
+def main() -> int:
+    server, base, thread = serve()
+    seen: list[str] = []
+    with httpx.Client(base_url=base, timeout=5) as client:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # poll, as a kubelet would
+            try:
+                status = client.get("/startup").status_code
+            except httpx.TransportError:
+                status = 0  # not listening yet
+            if status and (not seen or seen[-1] != str(status)):
+                seen.append(str(status))
+            if status == 200:
+                break
+            time.sleep(0.05)
+        print(f"\n/startup while the service started: {' -> '.join(seen)}")
+        for question in ["what is flowtel?", "an unknown topic", "   ", "why OTLP?"]:
+            response = client.post("/ask", params={"question": question})
+            print(f"POST /ask {question!r:<20} -> {response.status_code}")
+        health = client.get("/health").json()
+    summary = {
+        "status": health.get("status"),
+        "state": health.get("state"),
+        "readiness": {k: v.get("status") for k, v in health.get("checks", {}).items()},
+        "startup": {c["name"]: c["outcome"] for c in health.get("startup", {}).get("checks", [])},
+        "error_rate": (health.get("errors") or {}).get("error_rate"),
+    }
+    print("/health (summary):", json.dumps(summary))
 
-
-@flowtel.traced(component="agent", operation="llm_call")
-async def llm_call(prompt: str, api_key: str, fail: bool) -> str:
-    await asyncio.sleep(0.003)
-    if fail:
-        raise UpstreamError(f"upstream 503 for key {api_key}")
-    return prompt.upper()
-
-
-@flowtel.traced(component="agent", operation="stream_tokens")
-def stream_tokens(text: str):  # type: ignore[no-untyped-def]
-    yield from text.split()
-
-
-@flowtel.traced(component="agent", operation="handle_task")
-async def handle_task(task_id: int, fail: bool) -> str:
-    docs = await retrieve(f"task {task_id}")
-    with flowtel.span("build_prompt", documents=len(docs)):
-        prompt = f"answer task {task_id} using {' '.join(docs)}"
-    answer = await llm_call(prompt, api_key="sk-demo-secret-key-0123456789abcdef", fail=fail)
-    return " ".join(stream_tokens(answer))
-
-
-async def main() -> None:
-    telemetry = flowtel.configure_telemetry(service_name="demo-agent", environment="dev")
-    rng = random.Random(7)
-    results = await asyncio.gather(
-        *(handle_task(i, fail=rng.random() < 0.3) for i in range(6)), return_exceptions=True
-    )
-    failed = sum(isinstance(r, Exception) for r in results)
-    print(f"\n{len(results)} tasks, {failed} failed (secrets in messages were scrubbed above)")
-    stats = getattr(flowtel, "get_error_stats", None)
-    if stats is not None:
-        print(stats(last_minutes=15))
+    stats = flowtel.get_error_stats(last_minutes=15)
+    print(f"\nget_error_stats(): {stats.total} operations, {stats.errors} failed "
+          f"({stats.error_rate:.1%})")
+    for (component, operation), op in sorted(stats.by_operation.items()):
+        print(f"  {component:<28} {operation:<40} {op.total:>3} calls {op.errors:>2} errors")
+    server.should_exit = True
+    thread.join(timeout=10)
     telemetry.shutdown()
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(main())

@@ -52,7 +52,8 @@ class TestSemconv:
         assert semconv.prometheus_name(by_name["flowtel.operation.duration"]) == (
             "flowtel_operation_duration_seconds"
         )
-        assert semconv.prometheus_name(by_name["flowtel.error_rate"]) == "flowtel_error_rate_ratio"
+        # Unit "1" gauges end in "ratio" so the scrape exporter and Prometheus' OTLP receiver agree.
+        assert semconv.prometheus_name(by_name["flowtel.error_ratio"]) == "flowtel_error_ratio"
 
     def test_no_literal_telemetry_names_outside_semconv(self) -> None:
         """Source modules use semconv constants, not string literals, for flowtel.* names."""

@@ -76,15 +76,19 @@ class Settings:
     scrub_patterns: tuple[str, ...]
     error_window_minutes: int | None
     error_max_keys: int
+    error_rate_windows_minutes: tuple[float, ...] | None
+    error_duration_histogram: bool
     sentry_dsn: str | None
     sentry_environment: str | None
     sentry_sample_rate: float
     sentry_send_default_pii: bool
+    sentry_trace_url_template: str | None
     logging: bool
     log_level: int
     json_logs: bool
     console_colors: bool | None
     shutdown_timeout_s: float
+    drain_s: float
     sdk_disabled: bool
     span_processors: tuple[Any, ...] = field(default=(), repr=False)
     span_exporters: tuple[Any, ...] = field(default=(), repr=False)
@@ -275,6 +279,18 @@ def parse_dsn(option: str, value: object) -> str:
         shown = f"{url.scheme}://***@{url.hostname}{url.path}" if url.hostname else "<dsn>"
         raise ConfigurationError(option, shown, accepted)
     return value.strip()
+
+
+def parse_url_template(option: str, value: object) -> str:
+    """A URL template with ``{trace_id}`` and optionally ``{span_id}``, nothing else."""
+    accepted = "a URL containing {trace_id} (and optionally {span_id}), no other {fields}"
+    if not isinstance(value, str) or "{trace_id}" not in value:
+        raise ConfigurationError(option, value, accepted)
+    try:
+        value.format(trace_id="0", span_id="0")
+    except (KeyError, IndexError, ValueError):
+        raise ConfigurationError(option, value, accepted) from None
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +537,21 @@ def resolve(**kw: Any) -> Settings:
     opt, window = pick("error_window_minutes", "FLOWTEL_ERROR_WINDOW_MINUTES", 60)
     error_window = None if window in (None, 0, "0") else parse_int(opt, window, minimum=1)
     error_max_keys = int_opt("error_max_keys", "FLOWTEL_ERROR_MAX_KEYS", 1000)
+    opt, gauge_windows = pick(
+        "error_rate_windows_minutes", "FLOWTEL_ERROR_RATE_WINDOWS_MINUTES", None
+    )
+    error_rate_windows: tuple[float, ...] | None = None
+    if gauge_windows is not None:
+        if isinstance(gauge_windows, str):
+            gauge_windows = [w for w in gauge_windows.split(",") if w.strip()]
+        if not isinstance(gauge_windows, Sequence) or not gauge_windows:
+            raise ConfigurationError(opt, gauge_windows, "a non-empty list of minutes > 0")
+        limit = float(error_window) if error_window else None
+        error_rate_windows = tuple(
+            parse_float(opt, w, minimum=0, maximum=limit, min_exclusive=True) for w in gauge_windows
+        )
+    opt, histogram = pick("error_duration_histogram", "FLOWTEL_ERROR_DURATION_HISTOGRAM", True)
+    error_duration_histogram = parse_bool(opt, histogram)
 
     opt, dsn = pick("sentry_dsn", "SENTRY_DSN", None)
     sentry_dsn = None if dsn is None else parse_dsn(opt, dsn)
@@ -531,6 +562,8 @@ def resolve(**kw: Any) -> Settings:
     sentry_sample_rate = parse_float(opt, sentry_rate, minimum=0.0, maximum=1.0)
     opt, pii = pick("sentry_send_default_pii", "FLOWTEL_SENTRY_SEND_DEFAULT_PII", False)
     sentry_pii = parse_bool(opt, pii)
+    opt, template = pick("sentry_trace_url_template", "FLOWTEL_SENTRY_TRACE_URL_TEMPLATE", None)
+    sentry_trace_url_template = None if template is None else parse_url_template(opt, template)
 
     opt, log_on = pick("logging", "FLOWTEL_LOGGING", True)
     log_enabled = parse_bool(opt, log_on)
@@ -543,6 +576,8 @@ def resolve(**kw: Any) -> Settings:
 
     opt, shutdown_s = pick("shutdown_timeout_s", "FLOWTEL_SHUTDOWN_TIMEOUT_S", 3.0)
     shutdown_timeout_s = parse_float(opt, shutdown_s, minimum=0, min_exclusive=True)
+    opt, drain = pick("drain_s", "FLOWTEL_DRAIN_S", 5.0)
+    drain_s = parse_float(opt, drain, minimum=0)
 
     def seq_opt(key: str) -> tuple[Any, ...]:
         value = kw.get(key, UNSET)
@@ -577,15 +612,19 @@ def resolve(**kw: Any) -> Settings:
         scrub_patterns=scrub_patterns,
         error_window_minutes=error_window,
         error_max_keys=error_max_keys,
+        error_rate_windows_minutes=error_rate_windows,
+        error_duration_histogram=error_duration_histogram,
         sentry_dsn=sentry_dsn,
         sentry_environment=sentry_env,
         sentry_sample_rate=sentry_sample_rate,
         sentry_send_default_pii=sentry_pii,
+        sentry_trace_url_template=sentry_trace_url_template,
         logging=log_enabled,
         log_level=log_level,
         json_logs=json_logs,
         console_colors=console_colors,
         shutdown_timeout_s=shutdown_timeout_s,
+        drain_s=drain_s,
         sdk_disabled=sdk_disabled,
         span_processors=seq_opt("span_processors"),
         span_exporters=seq_opt("span_exporters"),

@@ -226,7 +226,13 @@ def _create(provider: MeterProvider) -> _Instruments:
 
     def histogram(name: str) -> metrics.Histogram:
         d = _metric(name)
-        return meter.create_histogram(d.name, unit=d.unit, description=d.description)
+        return meter.create_histogram(
+            d.name,
+            unit=d.unit,
+            description=d.description,
+            # seconds-scale buckets: the SDK default bounds (0, 5, 10, ...) suit milliseconds
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS_S),
+        )
 
     def gauge(name: str, callback: Callable[[CallbackOptions], Iterable[Observation]]) -> None:
         d = _metric(name)

@@ -42,6 +42,7 @@ _FEATURES: tuple[tuple[str, Callable[[Settings], bool]], ...] = (
     ("flowtel.errors", lambda s: bool(s.error_window_minutes)),
     ("flowtel.sentry", lambda s: bool(s.sentry_dsn)),
     ("flowtel.logging", lambda s: s.logging),
+    ("flowtel.lifecycle", lambda s: True),
 )
 
 
@@ -186,15 +187,19 @@ def configure_telemetry(
     scrub_patterns: Sequence[str] | _Unset = UNSET,
     error_window_minutes: int | _Unset | None = UNSET,
     error_max_keys: int | _Unset = UNSET,
+    error_rate_windows_minutes: Sequence[float] | _Unset | None = UNSET,
+    error_duration_histogram: bool | _Unset = UNSET,
     sentry_dsn: str | _Unset | None = UNSET,
     sentry_environment: str | _Unset | None = UNSET,
     sentry_sample_rate: float | _Unset = UNSET,
     sentry_send_default_pii: bool | _Unset = UNSET,
+    sentry_trace_url_template: str | _Unset | None = UNSET,
     logging: bool | _Unset = UNSET,
     log_level: str | int | _Unset = UNSET,
     json_logs: bool | _Unset = UNSET,
     console_colors: bool | _Unset | None = UNSET,
     shutdown_timeout_s: float | _Unset = UNSET,
+    drain_s: float | _Unset = UNSET,
     span_processors: Sequence[Any] | _Unset = UNSET,
     span_exporters: Sequence[Any] | _Unset = UNSET,
     metric_readers: Sequence[Any] | _Unset = UNSET,

@@ -334,7 +334,7 @@ def install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
     window = settings.error_window_minutes
     if not window or not hasattr(telemetry.tracer_provider, "add_span_processor"):
         return None
-    gauge_windows = getattr(settings, "error_rate_windows_minutes", None)
+    gauge_windows = settings.error_rate_windows_minutes
     if gauge_windows is None:
         gauge_windows = tuple(w for w in _DEFAULT_GAUGE_WINDOWS if w <= window)
     processor = ErrorRateProcessor(
@@ -342,7 +342,7 @@ def install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
         max_keys=settings.error_max_keys,
         meter=telemetry.meter_provider.get_meter(semconv.SCOPE_ERRORS),
         gauge_windows_minutes=gauge_windows,
-        record_durations=getattr(settings, "error_duration_histogram", True),
+        record_durations=settings.error_duration_histogram,
     )
     telemetry.tracer_provider.add_span_processor(processor)
     _active = processor

@@ -15,6 +15,7 @@ from typing import Final
 
 __all__ = [
     "ATTRIBUTES",
+    "DURATION_BUCKETS_S",
     "EVENTS",
     "METRICS",
     "SPANS",
@@ -23,6 +24,7 @@ __all__ = [
     "Instrument",
     "MetricDef",
     "SpanDef",
+    "prometheus_label",
     "prometheus_name",
     "reference_markdown",
 ]
@@ -111,6 +113,8 @@ LIFECYCLE_FROM: Final = "flowtel.lifecycle.from"
 LIFECYCLE_TO: Final = "flowtel.lifecycle.to"
 SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
 SHUTDOWN_OUTCOME: Final = "flowtel.shutdown.outcome"
+SHUTDOWN_REASON: Final = "flowtel.shutdown.reason"
+SHUTDOWN_DRAIN: Final = "flowtel.shutdown.drain_s"
 PROBE: Final = "flowtel.probe"
 PROBE_OUTCOME: Final = "flowtel.probe.outcome"
 READINESS_CHECK: Final = "flowtel.readiness.check"
@@ -166,6 +170,8 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(LIFECYCLE_TO, "string", "State after a lifecycle transition."),
     AttributeDef(SHUTDOWN_HOOK, "string", "Name of a shutdown hook."),
     AttributeDef(SHUTDOWN_OUTCOME, "string", "success, failed, timeout."),
+    AttributeDef(SHUTDOWN_REASON, "string", "What began shutdown: SIGTERM, SIGINT, exit."),
+    AttributeDef(SHUTDOWN_DRAIN, "double", "Seconds drained before the server stopped."),
     AttributeDef(PROBE, "string", "alive, ready, startup, health."),
     AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
     AttributeDef(READINESS_CHECK, "string", "Name of a background readiness check."),
@@ -229,7 +235,11 @@ SPANS: Final[tuple[SpanDef, ...]] = (
             STARTUP_CRITICAL,
         ),
     ),
-    SpanDef(SPAN_SHUTDOWN, "Graceful shutdown: drain, hooks, telemetry flush.", (LIFECYCLE_STATE,)),
+    SpanDef(
+        SPAN_SHUTDOWN,
+        "Graceful shutdown: drain, hooks, telemetry flush.",
+        (LIFECYCLE_STATE, SHUTDOWN_REASON, SHUTDOWN_DRAIN, SHUTDOWN_OUTCOME),
+    ),
     SpanDef(SPAN_SHUTDOWN_HOOK, "One shutdown hook.", (SHUTDOWN_HOOK, SHUTDOWN_OUTCOME)),
     SpanDef(
         SPAN_RECORD_ERROR,
@@ -289,7 +299,7 @@ EVENTS: Final[tuple[EventDef, ...]] = (
 METRIC_OPERATION_CALLS: Final = "flowtel.operation.calls"
 METRIC_OPERATION_DURATION: Final = "flowtel.operation.duration"
 METRIC_ERRORS: Final = "flowtel.errors"
-METRIC_ERROR_RATE: Final = "flowtel.error_rate"
+METRIC_ERROR_RATE: Final = "flowtel.error_ratio"
 METRIC_STARTUP_DURATION: Final = "flowtel.startup.duration"
 METRIC_STARTUP_CHECK_DURATION: Final = "flowtel.startup.check.duration"
 METRIC_LIFECYCLE_STATE: Final = "flowtel.lifecycle.state"
@@ -304,8 +314,8 @@ METRIC_RATE_LIMITER_WAIT: Final = "flowtel.rate_limiter.wait.duration"
 METRIC_RATE_LIMITER_PERMITS: Final = "flowtel.rate_limiter.available_permits"
 METRIC_RATE_LIMITER_RATE: Final = "flowtel.rate_limiter.rate"
 METRIC_CIRCUIT_STATE: Final = "flowtel.circuit_breaker.state"
-METRIC_CIRCUIT_FAILURE_RATE: Final = "flowtel.circuit_breaker.failure_rate"
-METRIC_CIRCUIT_SLOW_CALL_RATE: Final = "flowtel.circuit_breaker.slow_call_rate"
+METRIC_CIRCUIT_FAILURE_RATE: Final = "flowtel.circuit_breaker.failure_ratio"
+METRIC_CIRCUIT_SLOW_CALL_RATE: Final = "flowtel.circuit_breaker.slow_call_ratio"
 METRIC_TELEMETRY_DROPPED: Final = "flowtel.telemetry.dropped"
 METRIC_TELEMETRY_EXPORT_FAILURES: Final = "flowtel.telemetry.export.failures"
 
@@ -357,7 +367,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     MetricDef(
         METRIC_LIFECYCLE_STATE,
         Instrument.GAUGE,
-        "1",
+        "{state}",
         "1 for the current lifecycle state, 0 for every other state.",
         (LIFECYCLE_STATE,),
     ),
@@ -371,7 +381,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     MetricDef(
         METRIC_READINESS_CHECK_STATUS,
         Instrument.GAUGE,
-        "1",
+        "{status}",
         "1 when a background readiness check passes, else 0.",
         (READINESS_CHECK,),
     ),
@@ -434,7 +444,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     MetricDef(
         METRIC_CIRCUIT_STATE,
         Instrument.GAUGE,
-        "1",
+        "{state}",
         "1 for a breaker's current state, 0 for its other states.",
         (RESILIENCE_NAME, CIRCUIT_STATE),
     ),
@@ -468,32 +478,103 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     ),
 )
 
-_UNIT_SUFFIX: Final = {
+DURATION_BUCKETS_S: Final[tuple[float, ...]] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    30.0,
+    60.0,
+)
+"""Bucket bounds for every ``s`` histogram, passed as ``explicit_bucket_boundaries_advisory``.
+
+Why: the SDK default bounds (0, 5, 10, 25, ... 10000) are meant for milliseconds; with seconds
+every sub-5 s operation lands in one bucket and ``histogram_quantile`` on the dashboards is useless.
+"""
+
+# UCUM unit -> Prometheus unit word, as the OTel Prometheus exporter and Prometheus' own OTLP
+# receiver map them. ``1`` maps to nothing on the scrape path but to ``_ratio`` on gauges on the
+# OTLP path, so flowtel never gives a gauge the unit ``1`` unless its name already ends in
+# ``ratio`` (both paths then agree; tests/stack checks this for every metric).
+_UNIT_WORDS: Final = {
+    "d": "days",
+    "h": "hours",
+    "min": "minutes",
     "s": "seconds",
     "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
     "By": "bytes",
-    "1": "ratio",
-    "/s": "per_second",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "GiBy": "gibibytes",
+    "KBy": "kilobytes",
+    "MBy": "megabytes",
+    "GBy": "gigabytes",
+    "1": "",
+    "%": "percent",
 }
+_PER_UNIT_WORDS: Final = {
+    "s": "second",
+    "m": "minute",
+    "h": "hour",
+    "d": "day",
+    "w": "week",
+    "mo": "month",
+    "y": "year",
+}
+_INVALID_NAME_CHARS: Final = re.compile(r"[^a-zA-Z0-9:]+")
+_INVALID_LABEL_CHARS: Final = re.compile(r"[^a-zA-Z0-9]+")
+
+
+def _prometheus_unit(unit: str) -> str:
+    unit = re.sub(r"\{[^}]*\}", "", unit)
+    if unit in _UNIT_WORDS:
+        return _UNIT_WORDS[unit]
+    top, sep, bottom = unit.partition("/")
+    if sep and bottom:
+        top_word = _UNIT_WORDS.get(top, _INVALID_NAME_CHARS.sub("_", top))
+        per = f"per_{_PER_UNIT_WORDS.get(bottom, _INVALID_NAME_CHARS.sub('_', bottom))}"
+        return f"{top_word}_{per}" if top_word else per
+    return _INVALID_NAME_CHARS.sub("_", unit).strip("_")
 
 
 def prometheus_name(metric: MetricDef) -> str:
-    """The name Prometheus stores for ``metric`` under the OTel→Prometheus translation.
+    """The series name Prometheus stores for ``metric``.
 
-    Dots become underscores, the unit is appended (``s`` → ``_seconds``, ``1`` on a gauge →
-    ``_ratio``; annotations in braces are dropped) and counters get ``_total``. Histograms add
-    ``_bucket``/``_sum``/``_count`` on top of the returned base name.
+    Why it matters: dashboards and alert rules are written against these names, and a wrong
+    suffix silently empties a panel. The rules are those of opentelemetry-exporter-prometheus
+    (scrape path) and of Prometheus' OTLP receiver with its default
+    ``UnderscoreEscapingWithSuffixes`` strategy (collector path), which agree for every flowtel
+    metric: runs of characters outside ``[a-zA-Z0-9:]`` become ``_``, the unit word is appended
+    (``s`` → ``_seconds``; ``{call}``-style annotations and ``1`` add nothing) unless the name
+    already ends with it, and counters end in ``_total``. Histograms add
+    ``_bucket``/``_sum``/``_count`` to the returned base name.
     """
-    base = re.sub(r"[^a-zA-Z0-9_:]", "_", metric.name)
-    unit = re.sub(r"\{[^}]*\}", "", metric.unit)
-    suffix = _UNIT_SUFFIX.get(unit, unit)
-    if suffix == "ratio" and metric.instrument is not Instrument.GAUGE:
-        suffix = ""
-    if suffix and not base.endswith("_" + suffix):
-        base = f"{base}_{suffix}"
+    name = _INVALID_NAME_CHARS.sub("_", metric.name)
     if metric.instrument is Instrument.COUNTER:
-        base += "_total"
-    return base
+        name = name.removesuffix("_total")
+    unit = _prometheus_unit(metric.unit)
+    if unit and not name.endswith("_" + unit):
+        name = f"{name}_{unit}"
+    if metric.instrument is Instrument.COUNTER:
+        name += "_total"
+    return name
+
+
+def prometheus_label(attribute_key: str) -> str:
+    """The Prometheus label of a metric attribute: ``flowtel.component`` → ``flowtel_component``."""
+    return _INVALID_LABEL_CHARS.sub("_", attribute_key)
 
 
 def reference_markdown() -> str:

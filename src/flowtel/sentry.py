@@ -535,7 +535,7 @@ def install(telemetry: Telemetry) -> None:
         send_default_pii=settings.sentry_send_default_pii,
         meter_provider=telemetry.meter_provider,
         shutdown_timeout_s=settings.shutdown_timeout_s,
-        trace_url_template=getattr(settings, "sentry_trace_url_template", None),
+        trace_url_template=settings.sentry_trace_url_template,
     )
     try:
         bridge.init_sentry(

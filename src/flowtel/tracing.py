@@ -384,9 +384,10 @@ def traced(fn: Callable[P, R], /) -> Callable[P, R]: ...
 
 @overload
 def traced(
-    name: str | None = None,
+    span_name: str | None = None,
     /,
     *,
+    name: str | None = None,
     component: str | None = None,
     operation: str | None = None,
     attributes: Mapping[str, object] | None = None,

@@ -160,6 +160,10 @@ BAD_KEYWORDS = [
     ("log_level", "LOUD", "DEBUG, INFO"),
     ("json_logs", "sometimes", "true or false"),
     ("shutdown_timeout_s", 0, "> 0"),
+    ("drain_s", -1, ">= 0"),
+    ("error_rate_windows_minutes", [0], "a number between 0"),
+    ("error_duration_histogram", "often", "true or false"),
+    ("sentry_trace_url_template", "https://g/{span}", "{trace_id}"),
     ("span_exporters", "memory", "list of OpenTelemetry SDK objects"),
 ]
 
