@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 import flowtel
@@ -37,7 +39,25 @@ def _free_port() -> int:
         return port
 
 
+@pytest.fixture
+def fresh_uvicorn_loggers() -> Iterator[None]:
+    """uvicorn's loggers as in a fresh process (earlier tests may have run uvicorn's dictConfig)."""
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = [
+        (lg, lg.handlers, lg.propagate, lg.disabled, lg.level)
+        for lg in map(logging.getLogger, names)
+    ]
+    for lg, *_ in saved:
+        lg.handlers, lg.propagate, lg.disabled = [], True, False
+        lg.setLevel(logging.NOTSET)
+    yield
+    for lg, handlers, propagate, disabled, level in saved:
+        lg.handlers, lg.propagate, lg.disabled = handlers, propagate, disabled
+        lg.setLevel(level)
+
+
 class TestUvicorn:
+    @pytest.mark.usefixtures("fresh_uvicorn_loggers")
     def test_access_and_server_logs_exported(self, telemetry: TelemetryCapture) -> None:
         """uvicorn.error and uvicorn.access records are exported when uvicorn leaves logging alone."""
         port = _free_port()
