@@ -14,6 +14,8 @@ from tests.support.otlp_receiver import (
     refused_endpoint,
 )
 
+pytest_plugins = ["pytester"]  # tests/testing runs users' test files against flowtel.testing
+
 
 @pytest.fixture(scope="session")
 def _otlp_grpc_session() -> Iterator[OtlpGrpcReceiver]:
@@ -71,3 +73,11 @@ def resetting_server() -> Iterator[ResettingServer]:
 def refused() -> str:
     """An ``http://127.0.0.1:PORT`` endpoint where connections are refused."""
     return refused_endpoint()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load flowtel's own pytest plugin when the installed metadata predates its entry point."""
+    if not config.pluginmanager.has_plugin("flowtel"):
+        import flowtel.testing
+
+        config.pluginmanager.register(flowtel.testing, "flowtel")

@@ -138,6 +138,7 @@ TELEMETRY_REASON: Final = "flowtel.reason"
 
 LOG_LOGGER: Final = "logger.name"
 LOG_THREAD: Final = "thread.name"
+CODE_STACKTRACE: Final = "code.stacktrace"
 
 ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(SERVICE_NAME, "string", "Resource: the logical service name."),
