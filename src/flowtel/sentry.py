@@ -197,6 +197,10 @@ class SentryBridge(SpanProcessor):
         if environment is not None:
             self._environment = environment
         ignore_logger(__name__)
+        # The exporters' own failure logs ("failed to export ...") are telemetry plumbing, not
+        # application errors: never turn them into Sentry events (and never on export threads).
+        for plumbing in ("opentelemetry", "grpc", "urllib3", "flowtel.export"):
+            ignore_logger(plumbing)
         sentry_sdk.init(
             dsn=dsn,
             environment=self._environment,
@@ -251,6 +255,10 @@ class SentryBridge(SpanProcessor):
         if client is not None:
             try:
                 client.close(timeout=max(0.0, deadline - time.monotonic()))
+                # A closed client left bound would keep running before_send for every ERROR
+                # log of the process; unbind it unless someone else replaced it meanwhile.
+                if self._sdk is not None and self._sdk.get_client() is client:
+                    self._sdk.get_global_scope().set_client(None)
             except Exception:
                 self._warn_once("shutdown", "flowtel: closing sentry-sdk failed")
 
