@@ -132,6 +132,16 @@ class TestConfigureTelemetry:
         assert setup.telemetry.shutdown()
         assert len(sentry_server.wait_for_events(1)) == 1
 
+    def test_shutdown_unbinds_the_client(self, sentry_server: SentryServer) -> None:
+        """After shutdown no closed Sentry client stays bound to run before_send on every log."""
+        import sentry_sdk
+
+        setup = Configured(sentry_server.dsn)
+        client = sentry_sdk.get_client()
+        assert client.is_active()
+        assert setup.telemetry.shutdown()
+        assert sentry_sdk.get_client() is not client
+
 
 class TestWithoutSentry:
     def test_no_dsn_never_imports_sentry_sdk(self) -> None:
