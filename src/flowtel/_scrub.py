@@ -58,7 +58,7 @@ def _text_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
         # JWTs anywhere.
         (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
         # Credentials in URLs / connection strings: scheme://user:password@host
-        (re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*):[^\s@/]+@"), r"\1:" + REDACTED + "@"),
+        (re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@]{0,256}):[^\s@/]{1,256}@"), r"\1:" + REDACTED + "@"),
         # AWS access key ids.
         (re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"), REDACTED),
         # Well-known token prefixes (GitHub, Slack, Stripe, OpenAI-style, Google).
@@ -72,9 +72,9 @@ def _text_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
         # key=value / key: value pairs with a secret-looking key (query strings, headers, reprs).
         (
             re.compile(
-                r"(?i)(['\"]?\b[\w\-]*(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
+                r"(?i)(['\"]?\b[\w\-]{0,40}(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
                 r"private[_\-]?key|authorization|cookie|session[_\-]?id|sessionid|credential|signature)"
-                r"[\w\-]*['\"]?\s*[=:]\s*)(['\"]?)(?!\[REDACTED\])[^\s'\",;&}]+"
+                r"[\w\-]{0,40}['\"]?\s{0,8}[=:]\s{0,8})(['\"]?)(?!\[REDACTED\])[^\s'\",;&}]+"
             ),
             r"\1\2" + REDACTED,
         ),
