@@ -58,7 +58,10 @@ def _text_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
         # JWTs anywhere.
         (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
         # Credentials in URLs / connection strings: scheme://user:password@host
-        (re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@]{0,256}):[^\s@/]{1,256}@"), r"\1:" + REDACTED + "@"),
+        (
+            re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@]{0,256}):[^\s@/]{1,256}@"),
+            r"\1:" + REDACTED + "@",
+        ),
         # AWS access key ids.
         (re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"), REDACTED),
         # Well-known token prefixes (GitHub, Slack, Stripe, OpenAI-style, Google).
