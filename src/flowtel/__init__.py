@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from flowtel.errors import ErrorStats, get_error_stats, record_error
     from flowtel.fastapi import instrument_fastapi
     from flowtel.lifecycle import LifecycleState, managed_lifecycle, register_shutdown_hook
+    from flowtel.logging import current_span_id, current_trace_id
     from flowtel.probes import add_k8s_probes
     from flowtel.readiness import register_readiness_check
     from flowtel.startup import StartupOrchestrator, register_startup_check, startup_report
@@ -32,6 +33,8 @@ __all__ = [
     "Telemetry",
     "add_k8s_probes",
     "configure_telemetry",
+    "current_span_id",
+    "current_trace_id",
     "get_error_stats",
     "instrument_fastapi",
     "managed_lifecycle",
@@ -53,6 +56,8 @@ _LAZY: dict[str, str] = {
     "managed_lifecycle": "flowtel.lifecycle",
     "register_shutdown_hook": "flowtel.lifecycle",
     "add_k8s_probes": "flowtel.probes",
+    "current_span_id": "flowtel.logging",
+    "current_trace_id": "flowtel.logging",
     "register_readiness_check": "flowtel.readiness",
     "StartupOrchestrator": "flowtel.startup",
     "register_startup_check": "flowtel.startup",
