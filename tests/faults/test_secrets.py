@@ -9,6 +9,7 @@ raw bytes that reach the collector, the console or Sentry are then scanned.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -53,6 +54,27 @@ def emit_corpus() -> int:
     return spans
 
 
+_log = logging.getLogger("app.secrets")
+
+
+def emit_log_corpus() -> int:
+    """Log every secret shape as a message, an argument, an extra and an exception; return count."""
+    records = 0
+    for shape in SECRETS:
+        _log.warning(f"login attempt with {shape.text}")
+        _log.warning(
+            "calling upstream with %s",
+            shape.text,
+            extra={shape.key: shape.value, "detail": shape.text},
+        )
+        try:
+            raise ValueError(f"upstream rejected {shape.text}")
+        except ValueError:
+            _log.exception("request failed", extra={"note": shape.text})
+        records += 3
+    return records
+
+
 def _raw(receiver: OtlpReceiver) -> list[bytes]:
     return [r.message.SerializeToString() for r in receiver.requests()]
 
@@ -83,6 +105,41 @@ class TestSecretsCorpus:
         receiver.wait_for_spans(expected)
         assert leaks(_raw(receiver)) == []
 
+    @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+    def test_otlp_logs(
+        self,
+        protocol: str,
+        otlp_grpc: OtlpGrpcReceiver,
+        otlp_http: OtlpHttpReceiver,
+        configure: Callable[..., flowtel.Telemetry],
+    ) -> None:
+        """Log messages, arguments, extras and logged exceptions reach OTLP without a secret."""
+        receiver: OtlpReceiver = otlp_grpc if protocol == "grpc" else otlp_http
+        telemetry = configure(
+            exporter="otlp", otlp_endpoint=receiver.endpoint, otlp_protocol=protocol, logging=True
+        )
+        expected = emit_log_corpus()
+        assert telemetry.force_flush(timeout_s=10.0)
+        logs = receiver.wait_for_logs(expected)
+        assert any(r.attributes.get("exception.stacktrace") for r in logs)
+        assert leaks(_raw(receiver)) == []
+
+    def test_json_and_console_logs(
+        self, capsys: pytest.CaptureFixture[str], configure: Callable[..., flowtel.Telemetry]
+    ) -> None:
+        """JSON lines on stdout and console-mode log lines never show a secret."""
+        configure(exporter="none", logging=True, json_logs=True)
+        emit_log_corpus()
+        json_out = capsys.readouterr().out
+        assert json_out.count("\n") >= 3 * len(SECRETS)
+        assert leaks(json_out) == []
+        configure(exporter="console", console_colors=False, logging=True)
+        emit_log_corpus()
+        captured = capsys.readouterr()
+        console_out = captured.out + captured.err
+        assert console_out.count("\n") >= len(SECRETS)
+        assert leaks(console_out) == []
+
     def test_console(
         self, capsys: pytest.CaptureFixture[str], configure: Callable[..., flowtel.Telemetry]
     ) -> None:
@@ -97,8 +154,9 @@ class TestSecretsCorpus:
         """Sentry events for every failing placement carry no secret in clear."""
         server = SentryServer().start()
         try:
-            telemetry = configure(exporter="none", sentry_dsn=server.dsn)
+            telemetry = configure(exporter="none", sentry_dsn=server.dsn, logging=True)
             emit_corpus()
+            emit_log_corpus()  # logger.exception outside spans: handled events via logging
             assert telemetry.force_flush(timeout_s=10.0)
             events = server.wait_for_events(2 * len(SECRETS))
             assert leaks([i.payload for i in server.items()]) == []
