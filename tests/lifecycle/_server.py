@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import uvicorn
+
+from tests.support.polling import wait_until
 
 
 @contextmanager
@@ -40,15 +41,6 @@ def running_server(app: Any) -> Iterator[httpx.Client]:
         thread.join(timeout=15)
         if thread.is_alive():
             raise RuntimeError("uvicorn did not stop within 15s")
-
-
-def wait_until(predicate: Callable[[], object], *, timeout_s: float = 10.0, what: str = "") -> None:
-    """Poll ``predicate`` until true, failing after ``timeout_s`` (a deadline, not a sleep)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 def poll_status(client: httpx.Client, path: str, status: int, *, timeout_s: float = 10.0) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
@@ -16,6 +15,7 @@ import uvicorn
 import flowtel
 from flowtel import semconv
 from flowtel.testing import TelemetryCapture
+from tests.support.polling import wait_until
 
 Scope = MutableMapping[str, Any]
 
@@ -66,9 +66,7 @@ class TestUvicorn:
         )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling for startup with a deadline
+        wait_until(lambda: server.started or not thread.is_alive(), what="uvicorn to listen")
         try:
             assert httpx.get(f"http://127.0.0.1:{port}/orders").status_code == 200
         finally:
