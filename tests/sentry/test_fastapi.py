@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.trace import SpanKind
 
 from tests.sentry.conftest import BridgeRig, MakeRig
+from tests.support.polling import wait_until
 from tests.support.sentry_server import SentryServer
 
 
@@ -80,7 +81,12 @@ def app_rig(make_rig: MakeRig) -> Iterator[tuple[BridgeRig, _Uvicorn]]:
 
 
 def _server_span(rig: BridgeRig) -> Any:
-    [span] = [s for s in rig.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+    # The server span ends after the response bytes went out: wait for it, with a deadline.
+    def server_spans() -> list[Any]:
+        return [s for s in rig.exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+
+    wait_until(lambda: server_spans(), what="the server span to end")
+    [span] = server_spans()
     return span
 
 
