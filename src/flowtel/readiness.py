@@ -23,6 +23,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from flowtel import semconv
 from flowtel._scrub import current_scrubber
+from flowtel._values import safe_str
 from flowtel.exceptions import ConfigurationError
 
 __all__ = [
@@ -178,7 +179,7 @@ class ReadinessMonitor:
                 if deadline.expired():
                     error = f"timed out after {check.timeout_s}s"
                 else:
-                    error = current_scrubber().scrub_text(f"{type(exc).__name__}: {exc}")
+                    error = current_scrubber().scrub_text(f"{type(exc).__name__}: {safe_str(exc)}")
         status = ReadinessStatus(name, error is None, self._clock() - start, error, time.time())
         previous = self._status.get(name)
         if previous is not None and previous.ok is not False and error is not None:

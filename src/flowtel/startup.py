@@ -32,6 +32,7 @@ from flowtel import semconv
 from flowtel._graph import dependency_order
 from flowtel._scrub import REDACTED, current_scrubber
 from flowtel._state import LifecycleState
+from flowtel._values import qualified_type_name, safe_str
 from flowtel.exceptions import ConfigurationError, StartupError
 
 __all__ = [
@@ -404,10 +405,10 @@ class StartupOrchestrator:
                 if deadline.expired():
                     message = f"timed out after {check.timeout_s}s"
                     _record_failure(span, CheckOutcome.TIMEOUT, exc, message)
-                    return CheckOutcome.TIMEOUT, {}, message, _qualname(exc)
-                message = current_scrubber().scrub_text(f"{type(exc).__name__}: {exc}")
+                    return CheckOutcome.TIMEOUT, {}, message, qualified_type_name(type(exc))
+                message = current_scrubber().scrub_text(f"{type(exc).__name__}: {safe_str(exc)}")
                 _record_failure(span, CheckOutcome.FAILED, exc, message)
-                return CheckOutcome.FAILED, {}, message, _qualname(exc)
+                return CheckOutcome.FAILED, {}, message, qualified_type_name(type(exc))
             span.set_attribute(semconv.STARTUP_OUTCOME, CheckOutcome.SUCCESS.value)
             span.set_status(Status(StatusCode.OK))
             details = _scrub_details(value) if isinstance(value, Mapping) else {}
@@ -495,23 +496,16 @@ def _check_attributes(check: StartupCheck, attempt: int) -> dict[str, Any]:
 def _record_failure(span: Span, outcome: CheckOutcome, exc: BaseException, message: str) -> None:
     scrub = current_scrubber().scrub_text
     span.set_attribute(semconv.STARTUP_OUTCOME, outcome.value)
-    span.set_attribute(semconv.ERROR_TYPE, _qualname(exc))
+    span.set_attribute(semconv.ERROR_TYPE, qualified_type_name(type(exc)))
     span.add_event(
         semconv.EVENT_EXCEPTION,
         {
-            semconv.EXCEPTION_TYPE: _qualname(exc),
+            semconv.EXCEPTION_TYPE: qualified_type_name(type(exc)),
             semconv.EXCEPTION_MESSAGE: message,
             semconv.EXCEPTION_STACKTRACE: scrub("".join(traceback.format_exception(exc))),
         },
     )
     span.set_status(Status(StatusCode.ERROR, message))
-
-
-def _qualname(exc: BaseException) -> str:
-    cls = type(exc)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 async def _call(func: CheckFunc) -> Any:

@@ -252,6 +252,23 @@ class TestRetriesAndTimeouts:
 
 
 class TestOutcomes:
+    def test_exception_with_unprintable_message_is_a_failure(self, telemetry: Telemetry) -> None:
+        """A check raising an exception whose __str__ raises is recorded as FAILED, not a crash."""
+
+        class Unprintable(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("no str")
+
+        def db() -> None:
+            raise Unprintable()
+
+        orch = make(telemetry)
+        orch.add(db, name="db", critical=False)
+        report = asyncio.run(orch.run())
+        assert report.check("db").outcome is CheckOutcome.FAILED
+        assert "str() failed" in (report.check("db").error or "")
+        assert report.state is LifecycleState.DEGRADED
+
     def test_critical_failure_fails_and_skips_dependants(self, telemetry: Telemetry) -> None:
         """A failed critical check -> FAILED; dependants skipped (not failed); others still run."""
         ran: list[str] = []
