@@ -24,6 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._scrub import REDACTED, Scrubber, current_scrubber
+from flowtel._values import qualified_type_name
 
 __all__ = [
     "DEFAULT_EXCLUDED_LOGGERS",
@@ -173,11 +174,6 @@ def extra_fields(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[:1] != "_"}
 
 
-def _qualified_type(exc_type: type[BaseException]) -> str:
-    module = exc_type.__module__
-    return exc_type.__qualname__ if module == "builtins" else f"{module}.{exc_type.__qualname__}"
-
-
 def exception_fields(record: logging.LogRecord, scrubber: Scrubber) -> dict[str, str]:
     """``exception.type/message/stacktrace`` of a record logged with ``exc_info``, scrubbed."""
     exc_info = record.exc_info
@@ -186,7 +182,7 @@ def exception_fields(record: logging.LogRecord, scrubber: Scrubber) -> dict[str,
     exc_type, exc, tb = exc_info
     stack = record.exc_text or "".join(traceback.format_exception(exc_type, exc, tb))
     return {
-        semconv.EXCEPTION_TYPE: _qualified_type(exc_type),
+        semconv.EXCEPTION_TYPE: qualified_type_name(exc_type),
         semconv.EXCEPTION_MESSAGE: scrubber.scrub_text(_safe_str(exc)),
         semconv.EXCEPTION_STACKTRACE: scrubber.scrub_text(stack),
     }

@@ -31,6 +31,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
+from flowtel._values import qualified_type_name
 
 __all__ = [
     "CallOutcome",
@@ -128,10 +129,7 @@ def operation_name(fn: Callable[..., Any]) -> str:
 
 def error_type(exc: BaseException) -> str:
     """Fully qualified exception type; builtins keep their bare name (``TimeoutError``)."""
-    cls = type(exc)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return qualified_type_name(type(exc))
 
 
 # Live breakers and limiters, observed by the gauge callbacks of every provider.

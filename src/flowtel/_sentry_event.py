@@ -19,7 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._scrub import Scrubber
-from flowtel._values import safe_str
+from flowtel._values import qualified_type_name, safe_str
 from flowtel.exceptions import ConfigurationError
 
 # Attribute key prefixes that carry request/response headers, bodies or user identity. They stay
@@ -66,9 +66,7 @@ class Occurrence(NamedTuple):
 
 def otel_type_name(exc: BaseException) -> str:
     """The ``exception.type`` string the OTel SDK writes for ``exc``."""
-    cls = type(exc)
-    module = cls.__module__
-    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+    return qualified_type_name(type(exc))
 
 
 def split_type(exc_type: str) -> tuple[str | None, str]:

@@ -33,6 +33,7 @@ from flowtel import semconv
 from flowtel._graph import dependency_order
 from flowtel._signals import SignalBridge, SignalMode
 from flowtel._state import LifecycleState
+from flowtel._values import qualified_type_name
 from flowtel.exceptions import ConfigurationError, StartupError
 from flowtel.startup import StartupOrchestrator, StartupReport, default_orchestrator
 
@@ -341,8 +342,9 @@ class Lifecycle:
                     return outcome
                 outcome = "failed"
                 _log.exception("shutdown hook %r failed", hook.name)
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))
+                error_type = qualified_type_name(type(exc))
+                span.set_attribute(semconv.ERROR_TYPE, error_type)
+                span.set_status(Status(StatusCode.ERROR, error_type))
             span.set_attribute(semconv.SHUTDOWN_OUTCOME, outcome)
             return outcome
 
