@@ -6,21 +6,16 @@ Why apart from the processor: this is the only part of error tracking that write
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Mapping
-from typing import Final
 
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._scrub import current_scrubber
-from flowtel._values import qualified_type_name, safe_str, safe_text, to_attribute
+from flowtel._values import exception_attributes, qualified_type_name, to_attribute
 
 __all__ = ["add_handled_event"]
-
-_MAX_STACK_CHARS: Final = 32_768
-
 
 def add_handled_event(
     exc: BaseException,
@@ -64,14 +59,7 @@ def add_handled_event(
     event: dict[str, AttributeValue] = {
         str(key): to_attribute(str(key), value, scrubber) for key, value in attributes.items()
     }
-    try:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        stack = ""
-    event[semconv.EXCEPTION_TYPE] = error_type
-    event[semconv.EXCEPTION_MESSAGE] = scrubber.scrub_text(safe_str(exc))
-    event[semconv.EXCEPTION_STACKTRACE] = scrubber.scrub_text(safe_text(stack, _MAX_STACK_CHARS))
-    event[semconv.EXCEPTION_ESCAPED] = False
+    event.update(exception_attributes(exc, scrubber, escaped=False))
     event[semconv.ERROR_HANDLED] = True
     try:
         span.add_event(semconv.EVENT_EXCEPTION, event)

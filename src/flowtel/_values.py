@@ -7,13 +7,16 @@ fail and lose a whole export batch. Everything here is total: it returns a value
 
 from __future__ import annotations
 
+import traceback
 from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
+from flowtel import semconv
 from flowtel._scrub import Scrubber
 
 MAX_REPR_CHARS: Final = 1024
+MAX_STACK_CHARS: Final = 32_768
 
 
 def safe_text(text: str, limit: int = MAX_REPR_CHARS) -> str:
@@ -57,6 +60,23 @@ def to_attribute(key: str, value: object, scrubber: Scrubber) -> AttributeValue:
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
     return scrubber.scrub_text(safe_repr(value))
+
+
+def exception_attributes(
+    exc: BaseException, scrubber: Scrubber, *, escaped: bool
+) -> dict[str, AttributeValue]:
+    """The attributes of an OTel ``exception`` event for ``exc``: type, scrubbed message and
+    stack trace (bounded), ``exception.escaped``. Never raises."""
+    try:
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:
+        stack = ""
+    return {
+        semconv.EXCEPTION_TYPE: qualified_type_name(type(exc)),
+        semconv.EXCEPTION_MESSAGE: scrubber.scrub_text(safe_str(exc)),
+        semconv.EXCEPTION_STACKTRACE: scrubber.scrub_text(safe_text(stack, MAX_STACK_CHARS)),
+        semconv.EXCEPTION_ESCAPED: escaped,
+    }
 
 
 def qualified_type_name(cls: type) -> str:

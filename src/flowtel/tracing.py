@@ -14,7 +14,6 @@ import functools
 import inspect
 import logging
 import sys
-import traceback
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from contextvars import Token
 from types import TracebackType
@@ -28,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import _telemetry, semconv
 from flowtel._scrub import current_scrubber
-from flowtel._values import qualified_type_name, safe_str, safe_text, to_attribute
+from flowtel._values import exception_attributes, to_attribute
 
 __all__ = ["SpanScope", "span", "traced"]
 
@@ -66,24 +65,12 @@ def record_exception(span: Span, exc: BaseException, *, escaped: bool = True) ->
     """Record ``exc`` on ``span`` the flowtel way: scrubbed event, ERROR status, error.type."""
     if not span.is_recording():
         return
-    scrubber = current_scrubber()
-    etype = qualified_type_name(type(exc))
-    message = scrubber.scrub_text(safe_str(exc))
-    try:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        stack = ""
-    span.add_event(
-        semconv.EVENT_EXCEPTION,
-        {
-            semconv.EXCEPTION_TYPE: etype,
-            semconv.EXCEPTION_MESSAGE: message,
-            semconv.EXCEPTION_STACKTRACE: scrubber.scrub_text(safe_text(stack, 32_768)),
-            semconv.EXCEPTION_ESCAPED: escaped,
-        },
-    )
+    event = exception_attributes(exc, current_scrubber(), escaped=escaped)
+    span.add_event(semconv.EVENT_EXCEPTION, event)
+    etype = event[semconv.EXCEPTION_TYPE]
     span.set_attribute(semconv.ERROR_TYPE, etype)
-    span.set_status(Status(StatusCode.ERROR, f"{etype}: {message}"[:512]))
+    message = event[semconv.EXCEPTION_MESSAGE]
+    span.set_status(Status(StatusCode.ERROR, f"{etype!s}: {message!s}"[:512]))
 
 
 def _end_failed(span: Span, token: Token[Context], exc: BaseException) -> None:
@@ -155,9 +142,7 @@ class _Site:
     def get_tracer(self) -> trace_api.Tracer:
         gen = _telemetry._generation
         if gen != self.generation:
-            current = _telemetry._current
-            provider = current.tracer_provider if current is not None else None
-            self.tracer = trace_api.get_tracer(self.scope, tracer_provider=provider)
+            self.tracer = _tracer_for(self.scope)
             self.generation = gen
         return self.tracer
 
