@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import importlib.util
 import logging
 import sys
 import threading
@@ -276,7 +275,7 @@ def _build(settings: Settings) -> Telemetry:
         guard.instrument(telemetry.meter)
     _install_globals(telemetry)
     for module_name, enabled in _FEATURES:
-        if enabled(settings) and importlib.util.find_spec(module_name) is not None:
+        if enabled(settings):
             importlib.import_module(module_name).install(telemetry)
     return telemetry
 
