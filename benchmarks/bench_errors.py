@@ -5,9 +5,10 @@ Run: ``PYTHONPATH=src python benchmarks/bench_errors.py`` (add ``--quick`` for a
 Prints:
 1. per-span cost of ErrorRateProcessor vs a raw OTel span (BatchSpanProcessor to a null
    exporter), for statistics only, statistics + counters/gauge, and the full RED set;
-2. ``get_error_stats(last_minutes=15)`` CPU time after 10,000 ... 2,000,000 spans;
-3. traced memory (tracemalloc) of the processor after as many spans over 100 keys;
-4. per-span cost at sample_rate=0.1 with count_unsampled=True (exact stats) vs False.
+2. the CPU time of one metric collection (per export interval, not per span);
+3. ``get_error_stats(last_minutes=15)`` CPU time after 10,000 ... 2,000,000 spans;
+4. traced memory (tracemalloc) of the processor after as many spans over 100 keys;
+5. per-span cost at sample_rate=0.1 with count_unsampled=True (exact stats) vs False.
 """
 
 from __future__ import annotations
@@ -113,29 +114,38 @@ def meter() -> MeterProvider:
     return MeterProvider(metric_readers=[InMemoryMetricReader()])
 
 
+def red(**options: object) -> ErrorRateProcessor:
+    """The processor as configure_telemetry() installs it: its readers get the durations
+    pre-aggregated. With ``sdk_histogram=True`` the readers are withheld, so the durations go
+    through the SDK's Histogram.record (what a standalone processor without readers does)."""
+    sdk_histogram = bool(options.pop("sdk_histogram", False))
+    reader = InMemoryMetricReader()
+    provider_ = MeterProvider(metric_readers=[reader])
+    return ErrorRateProcessor(
+        meter=provider_.get_meter(semconv.SCOPE_ERRORS),
+        metric_readers=None if sdk_histogram else [reader],
+        **options,  # type: ignore[arg-type]
+    )
+
+
 def bench_span_cost(n: int, rounds: int) -> None:
-    meters = meter()
     configs: dict[str, Callable[[], TracerProvider]] = {
         "raw OTel span (BatchSpanProcessor, null exporter)": lambda: provider(None),
         "+ ErrorRateProcessor, statistics only": lambda: provider(None, ErrorRateProcessor()),
         "+ statistics, counters, error-rate gauge": lambda: provider(
-            None, ErrorRateProcessor(meter=meters.get_meter("b"), record_durations=False)
+            None, red(record_durations=False)
         ),
-        "+ statistics and full RED (duration histogram)": lambda: provider(
-            None, ErrorRateProcessor(meter=meters.get_meter("b2"))
+        "+ full RED, as configure_telemetry installs it": lambda: provider(None, red()),
+        "+ full RED, durations via SDK Histogram.record": lambda: provider(
+            None, red(sdk_histogram=True)
         ),
     }
     report("Processor cost per span", compare(configs, n, rounds), next(iter(configs)))
     otlp = OtlpEncodingExporter
     configs = {
         "raw OTel span, OTLP-encoded (not sent)": lambda: provider(None, exporter=otlp),
-        "+ statistics, counters, error-rate gauge": lambda: provider(
-            None,
-            ErrorRateProcessor(meter=meters.get_meter("o1"), record_durations=False),
-            exporter=otlp,
-        ),
-        "+ statistics and full RED (duration histogram)": lambda: provider(
-            None, ErrorRateProcessor(meter=meters.get_meter("o2")), exporter=otlp
+        "+ full RED, as configure_telemetry installs it": lambda: provider(
+            None, red(), exporter=otlp
         ),
     }
     report(
@@ -143,32 +153,39 @@ def bench_span_cost(n: int, rounds: int) -> None:
         compare(configs, n, rounds),
         next(iter(configs)),
     )
-    meters.shutdown()
+
+
+def bench_collection() -> None:
+    """What a metric collection costs with 100 keys (once per export interval, 60 s default)."""
+    reader = InMemoryMetricReader()
+    processor = ErrorRateProcessor(
+        meter=MeterProvider(metric_readers=[reader]).get_meter(semconv.SCOPE_ERRORS),
+        metric_readers=[reader],
+    )
+    feed(processor, Clock(), synthetic_spans(), 10_000)
+    timings = []
+    for _ in range(50):
+        start = time.thread_time()
+        reader.get_metrics_data()
+        timings.append(time.thread_time() - start)
+    print("\n## One metric collection, 100 keys (all flowtel.* operation metrics)")
+    print(f"median {statistics.median(timings) * 1e3:.2f} ms, max {max(timings) * 1e3:.2f} ms")
 
 
 def bench_sampling(n: int, rounds: int) -> None:
     """configure_telemetry(sample_rate=0.1, count_unsampled=...) builds exactly these samplers."""
-    meters = meter()
-
     def sampler(record_unsampled: bool) -> RatioSampler:
         return RatioSampler(0.1, parent_based=True, record_unsampled=record_unsampled)
 
     configs: dict[str, Callable[[], TracerProvider]] = {
         "count_unsampled=False, no error processor": lambda: provider(sampler(False)),
         "count_unsampled=True, no error processor": lambda: provider(sampler(True)),
-        "count_unsampled=False + ErrorRateProcessor": lambda: provider(
-            sampler(False), ErrorRateProcessor(meter=meters.get_meter("s1"))
-        ),
-        "count_unsampled=True + stats, counters, gauge": lambda: provider(
-            sampler(True),
-            ErrorRateProcessor(meter=meters.get_meter("s3"), record_durations=False),
-        ),
+        "count_unsampled=False + ErrorRateProcessor": lambda: provider(sampler(False), red()),
         "count_unsampled=True + ErrorRateProcessor (exact)": lambda: provider(
-            sampler(True), ErrorRateProcessor(meter=meters.get_meter("s2"))
+            sampler(True), red()
         ),
     }
     report("sample_rate=0.1: count_unsampled", compare(configs, n, rounds), next(iter(configs)))
-    meters.shutdown()
 
 
 def synthetic_spans() -> list[ReadableSpan]:
@@ -213,7 +230,7 @@ def feed(processor: ErrorRateProcessor, clock: Clock, spans: list[ReadableSpan],
 def bench_stats(total: int) -> None:
     """Query CPU time as the processor fills, 100 keys, 60-minute window."""
     spans, clock = synthetic_spans(), Clock()
-    processor = ErrorRateProcessor(window_minutes=60, meter=meter().get_meter("q"), clock=clock)
+    processor = red(window_minutes=60, clock=clock)
     print("\n## get_error_stats(last_minutes=15), 100 keys, 60-minute window")
     print("(spans fed to on_end 4 ms apart on an injected clock; CPU time of the query)")
     print(f"{'spans':>10} {'median ms':>10} {'p99 ms':>8}")
@@ -235,13 +252,12 @@ def bench_stats(total: int) -> None:
 def bench_memory(total: int) -> None:
     """Traced bytes held by the processor as it fills (one tracemalloc session throughout)."""
     spans, clock = synthetic_spans(), Clock()
-    meters = meter()
     print("\n## Memory (tracemalloc), 100 keys, 60-minute window, spans 4 ms apart")
     print(f"{'spans':>10} {'traced bytes':>13}")
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    processor = ErrorRateProcessor(window_minutes=60, meter=meters.get_meter("m"), clock=clock)
+    processor = red(window_minutes=60, clock=clock)
     fed = 0
     for checkpoint in checkpoints(total):
         feed(processor, clock, spans, checkpoint - fed)
@@ -265,6 +281,7 @@ def main(argv: Sequence[str]) -> None:
         f"{n:,} spans x {rounds} interleaved rounds per row"
     )
     bench_span_cost(n, rounds)
+    bench_collection()
     bench_sampling(n, rounds)
     bench_stats(total)
     bench_memory(total)

@@ -6,6 +6,9 @@ few increments on one per-key object, and a query sums one or two list slices pe
 Calls, errors and handled errors share one packed integer per slot (40 bits each) so a query
 needs one ``sum`` for all three. The cumulative totals beside the ring feed the observable
 counters, and each key keeps its metric attribute dicts so the hot path never builds one.
+Durations go into one cumulative explicit-bucket histogram per metric stream (a ``bisect`` and a
+few increments), which :mod:`flowtel._metric_producer` hands to the metric readers: the same
+numbers the SDK's histogram would export, at a fraction of its per-measurement cost.
 
 Not thread-safe by itself: :class:`flowtel.errors.ErrorRateProcessor` serialises access with one
 short lock.
@@ -14,7 +17,8 @@ short lock.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NamedTuple
 
 from opentelemetry.trace import StatusCode
@@ -69,39 +73,62 @@ def _attributes(key: Key, status: str, error_type: str | None = None) -> Attribu
     return attributes
 
 
-def _bounded(types: dict[str, int], error_type: str) -> str:
+def _bounded(types: Mapping[str, object], error_type: str) -> str:
     if error_type in types or len(types) < MAX_TYPES_PER_KEY:
         return error_type
     return OTHER_TYPE
 
 
+class Stream:
+    """One calls stream (key, status, error type): its cumulative count and duration histogram.
+
+    The histogram follows OTel explicit-bucket semantics: bucket ``i`` counts values in
+    ``(bounds[i-1], bounds[i]]``, the last one everything above. Its count is the sum of the
+    bucket counts, so it needs no counter of its own.
+    """
+
+    __slots__ = ("attributes", "calls", "counts", "hi", "lo", "max", "min", "status", "sum")
+
+    def __init__(self, attributes: Attributes, status: str, buckets: int, intervals: int) -> None:
+        self.attributes = attributes  # built once; reused for every metric point
+        self.status = status
+        self.calls = 0
+        self.counts = [0] * buckets
+        self.sum = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+        # Min and max since the last collection of each DELTA reader (they do not decompose).
+        self.lo = [math.inf] * intervals
+        self.hi = [-math.inf] * intervals
+
+
+class DurationPoint(NamedTuple):
+    """A copy of one stream's histogram, taken under the lock for export."""
+
+    stream: tuple[Key, str, str | None]
+    """(key, status, error type): stable identity of the stream across collections."""
+    attributes: Attributes
+    counts: list[int]
+    observations: int
+    sum: float
+    min: float
+    max: float
+
+
 class _Op:
     """Everything counted for one (component, operation)."""
 
-    __slots__ = (
-        "attrs_failed",
-        "attrs_ok",
-        "attrs_unset",
-        "failed",
-        "handled",
-        "key",
-        "ok",
-        "packed",
-        "types",
-        "unset",
-    )
+    __slots__ = ("failed", "handled", "key", "ok", "packed", "types", "unset")
 
-    def __init__(self, key: Key, slots: int) -> None:
+    def __init__(self, key: Key, slots: int, buckets: int, intervals: int) -> None:
         self.key = key
         self.packed = [0] * slots  # windowed: calls | errors << 40 | handled << 80
         self.types: dict[str, list[int]] = {}  # windowed failed calls per error type
-        self.ok = 0  # cumulative calls by status, for the calls counter
-        self.unset = 0
-        self.failed: dict[str, int] = {}  # cumulative failed calls per error type
+        # Cumulative, per status.
+        self.ok = Stream(_attributes(key, "OK"), "OK", buckets, intervals)
+        self.unset = Stream(_attributes(key, "UNSET"), "UNSET", buckets, intervals)
+        self.failed: dict[str, Stream] = {}  # per error type
         self.handled: dict[str, int] = {}  # cumulative handled errors per error type
-        self.attrs_ok = _attributes(key, "OK")
-        self.attrs_unset = _attributes(key, "UNSET")
-        self.attrs_failed: dict[str, Attributes] = {}
 
 
 class OperationCounters:
@@ -113,6 +140,7 @@ class OperationCounters:
         started_at: clock reading at creation; no query reports a window older than this.
         max_keys: keys tracked; further keys are counted under :data:`OVERFLOW`.
         on_overflow: called (under the caller's lock) the first time a key overflows.
+        bounds: explicit bucket boundaries (seconds) of the duration histograms.
     """
 
     def __init__(
@@ -122,7 +150,13 @@ class OperationCounters:
         started_at: float,
         max_keys: int,
         on_overflow: Callable[[], None],
+        bounds: Sequence[float] = (),
     ) -> None:
+        self.bounds = tuple(bounds)
+        self.timed = False
+        """Whether durations are counted here (set once, before counting starts)."""
+        self._buckets = len(self.bounds) + 1
+        self._intervals = 0
         self._bucket_s = bucket_s
         # One extra slot holds the partly filled current bucket next to a full window.
         self._slots = math.ceil(window_s / bucket_s) + 1
@@ -144,7 +178,7 @@ class OperationCounters:
                 key = OVERFLOW
                 op = self._ops.get(key)
             if op is None:
-                op = self._ops[key] = _Op(key, self._slots)
+                op = self._ops[key] = _Op(key, self._slots, self._buckets, self._intervals)
         return op
 
     def _advance(self, now: float) -> int:
@@ -167,11 +201,18 @@ class OperationCounters:
         return self._head_slot
 
     def count(
-        self, component: str, operation: str, now: float, code: StatusCode, error_type: str | None
+        self,
+        component: str,
+        operation: str,
+        now: float,
+        code: StatusCode,
+        error_type: str | None,
+        duration_s: float | None = None,
     ) -> Attributes:
-        """Count one finished operation; return its metric attributes for the duration histogram.
+        """Count one finished operation; return its metric attributes.
 
         ``error_type`` is used only when ``code`` is ERROR (None there means ``_OTHER``).
+        ``duration_s`` (when not None) goes into the stream's duration histogram.
         """
         slot = self._head_slot
         if now >= self._next_bucket_at:
@@ -181,22 +222,36 @@ class OperationCounters:
             op = self._op((component, operation))
         if code is not _ERROR:
             op.packed[slot] += _CALL
-            if code is _OK:
-                op.ok += 1
-                return op.attrs_ok
-            op.unset += 1
-            return op.attrs_unset
-        op.packed[slot] += _FAILED_CALL
-        error_type = _bounded(op.failed, error_type or OTHER_TYPE)
-        op.failed[error_type] = op.failed.get(error_type, 0) + 1
-        type_counts = op.types.get(error_type)
-        if type_counts is None:
-            type_counts = op.types[error_type] = [0] * self._slots
-        type_counts[slot] += 1
-        attributes = op.attrs_failed.get(error_type)
-        if attributes is None:
-            attributes = op.attrs_failed[error_type] = _attributes(op.key, "ERROR", error_type)
-        return attributes
+            stream = op.ok if code is _OK else op.unset
+        else:
+            op.packed[slot] += _FAILED_CALL
+            error_type = _bounded(op.failed, error_type or OTHER_TYPE)
+            type_counts = op.types.get(error_type)
+            if type_counts is None:
+                type_counts = op.types[error_type] = [0] * self._slots
+            type_counts[slot] += 1
+            stream = op.failed.get(error_type)  # type: ignore[assignment]
+            if stream is None:
+                attributes = _attributes(op.key, "ERROR", error_type)
+                stream = op.failed[error_type] = Stream(
+                    attributes, "ERROR", self._buckets, self._intervals
+                )
+        stream.calls += 1
+        if duration_s is not None:  # inlined: this runs for every span
+            stream.counts[bisect_left(self.bounds, duration_s)] += 1
+            stream.sum += duration_s
+            if duration_s < stream.min:
+                stream.min = duration_s
+            if duration_s > stream.max:
+                stream.max = duration_s
+            if self._intervals:
+                lo, hi = stream.lo, stream.hi
+                for i in range(self._intervals):
+                    if duration_s < lo[i]:
+                        lo[i] = duration_s
+                    if duration_s > hi[i]:
+                        hi[i] = duration_s
+        return stream.attributes
 
     def count_handled(self, component: str, operation: str, now: float, error_type: str) -> None:
         """Count one handled error; it does not change the calls or failed-call counts."""
@@ -259,17 +314,54 @@ class OperationCounters:
         """Cumulative calls per (component, operation, status, error type)."""
         points: list[tuple[int, Attributes]] = []
         for op in self._ops.values():
-            if op.ok:
-                points.append((op.ok, op.attrs_ok))
-            if op.unset:
-                points.append((op.unset, op.attrs_unset))
-            points.extend((n, op.attrs_failed[t]) for t, n in op.failed.items())
+            for stream in (op.ok, op.unset, *op.failed.values()):
+                if stream.calls:
+                    points.append((stream.calls, stream.attributes))
+        return points
+
+    def add_interval(self) -> int:
+        """Track min and max per collection interval for one more DELTA reader; its index."""
+        index = self._intervals
+        self._intervals += 1
+        for op in self._ops.values():
+            for stream in (op.ok, op.unset, *op.failed.values()):
+                stream.lo.append(math.inf)
+                stream.hi.append(-math.inf)
+        return index
+
+    def duration_points(self, interval: int | None = None) -> list[DurationPoint]:
+        """A copy of every duration histogram that has counted something.
+
+        With ``interval`` (from :meth:`add_interval`), min and max are those since the previous
+        call for that interval, which restarts it.
+        """
+        points: list[DurationPoint] = []
+        for op in self._ops.values():
+            for error_type, stream in ((None, op.ok), (None, op.unset), *op.failed.items()):
+                observations = sum(stream.counts)
+                if not observations:
+                    continue
+                low, high = stream.min, stream.max
+                if interval is not None:
+                    low, high = stream.lo[interval], stream.hi[interval]
+                    stream.lo[interval], stream.hi[interval] = math.inf, -math.inf
+                points.append(
+                    DurationPoint(
+                        (op.key, stream.status, error_type),
+                        stream.attributes,
+                        list(stream.counts),
+                        observations,
+                        stream.sum,
+                        low,
+                        high,
+                    )
+                )
         return points
 
     def error_points(self) -> list[tuple[int, Key, str, bool]]:
         """Cumulative errors per (component, operation, error type, handled)."""
         points: list[tuple[int, Key, str, bool]] = []
         for op in self._ops.values():
-            points.extend((n, op.key, t, False) for t, n in op.failed.items())
+            points.extend((stream.calls, op.key, t, False) for t, stream in op.failed.items())
             points.extend((n, op.key, t, True) for t, n in op.handled.items())
         return points

@@ -17,6 +17,7 @@ from flowtel._values import exception_attributes, qualified_type_name, to_attrib
 
 __all__ = ["add_handled_event"]
 
+
 def add_handled_event(
     exc: BaseException,
     component: str | None,

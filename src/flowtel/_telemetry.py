@@ -94,6 +94,10 @@ class Telemetry:
         self.tracer = tracer_provider.get_tracer("flowtel")
         self.meter = meter_provider.get_meter("flowtel")
         self.prometheus_port: int | None = None
+        self.resource: Any = None
+        """The SDK Resource shared by all three providers (None when the SDK is disabled)."""
+        self.metric_readers: tuple[Any, ...] = ()
+        """Every MetricReader of ``meter_provider``: the OTLP, Prometheus and given readers."""
         self.export_guard: ExportGuard | None = None
         """Deadline and loss accounting of the OTLP pipelines (None without OTLP export)."""
         self._callbacks: list[Callable[[], object]] = []
@@ -266,10 +270,12 @@ def _build(settings: Settings) -> Telemetry:
         export_timeout_s=settings.batch_export_timeout_s,
     )
     tracer_provider = _tracer_provider(settings, resource, guard)
-    meter_provider, prometheus_port = _meter_provider(settings, resource, guard)
+    meter_provider, readers, prometheus_port = _meter_provider(settings, resource, guard)
     logger_provider = _logger_provider(settings, resource, guard)
     telemetry = Telemetry(settings, tracer_provider, meter_provider, logger_provider)
     telemetry.prometheus_port = prometheus_port
+    telemetry.resource = resource
+    telemetry.metric_readers = tuple(readers)
     if settings.exporter == "otlp":
         telemetry.export_guard = guard
         guard.instrument(telemetry.meter)
@@ -328,7 +334,7 @@ def _tracer_provider(
 
 def _meter_provider(
     settings: Settings, resource: Any, guard: ExportGuard
-) -> tuple[metrics_api.MeterProvider, int | None]:
+) -> tuple[metrics_api.MeterProvider, list[Any], int | None]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
@@ -347,7 +353,8 @@ def _meter_provider(
     if settings.prometheus_port is not None:
         reader, port = _prometheus_reader(settings)
         readers.append(reader)
-    return MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False), port
+    provider = MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False)
+    return provider, readers, port
 
 
 def _prometheus_reader(settings: Settings) -> tuple[Any, int]:

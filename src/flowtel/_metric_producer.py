@@ -1,0 +1,133 @@
+"""Pre-aggregated metrics into every MetricReader: flowtel's stand-in for the spec's MetricProducer.
+
+Why: the OpenTelemetry specification lets a MetricReader pull already-aggregated points from a
+MetricProducer. The Python SDK (1.45) has no such hook yet (opentelemetry-python#4768), and each
+measurement through one of its synchronous instruments costs more than the rest of a span's
+bookkeeping, which a per-span duration histogram cannot afford. flowtel aggregates such metrics
+itself and adds the finished points to whatever each reader collects: a periodic OTLP export, a
+Prometheus scrape, ``InMemoryMetricReader.get_metrics_data()``.
+
+How: the MeterProvider gives each reader its collect function through
+``MetricReader._set_collect_callback``; :func:`register` wraps the function the reader holds and
+reads the reader's preferred temporality. Those two protected members are the only SDK internals
+used; when they are missing :func:`register` returns False and the caller falls back to an SDK
+instrument, so a metric is never silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from opentelemetry.sdk.metrics import Histogram
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Metric,
+    MetricReader,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+__all__ = ["MetricProducer", "merge", "register", "supports"]
+
+_logger = logging.getLogger(__name__)
+
+_HISTOGRAM_CLASS: type = Histogram
+try:  # readers key their temporality table by the SDK's concrete instrument classes
+    from opentelemetry.sdk.metrics._internal.instrument import _Histogram
+
+    _HISTOGRAM_CLASS = _Histogram
+except ImportError:  # pragma: no cover - a future SDK layout
+    pass
+
+Produce = Callable[[int], Sequence[Metric]]
+"""Called at each collection with the collection time (ns); returns the metrics to add."""
+
+
+class MetricProducer(Protocol):
+    """A source of pre-aggregated histogram metrics, produced per reader."""
+
+    @property
+    def scope(self) -> InstrumentationScope:
+        """Instrumentation scope the produced metrics belong to."""
+        ...
+
+    def for_reader(self, temporality: AggregationTemporality) -> Produce:
+        """A producer with its own state (for DELTA, what the reader saw last time)."""
+        ...
+
+
+def supports(reader: MetricReader) -> bool:
+    """Whether :func:`register` can attach to ``reader`` (registered with a MeterProvider)."""
+    return (
+        callable(getattr(reader, "_collect", None))
+        and isinstance(getattr(reader, "_instrument_class_temporality", None), dict)
+        and callable(getattr(reader, "_set_collect_callback", None))
+    )
+
+
+def register(reader: MetricReader, producer: MetricProducer, resource: Resource) -> bool:
+    """Make every collection of ``reader`` also carry ``producer``'s metrics.
+
+    Call after the MeterProvider was created with ``reader``. Returns False (and changes
+    nothing) when :func:`supports` is False; the producer's own failures are logged once and
+    the reader's other metrics are still delivered.
+    """
+    if not supports(reader):
+        return False
+    collect: Any = getattr(reader, "_collect", None)
+    temporalities: Any = getattr(reader, "_instrument_class_temporality", None)
+    set_callback: Any = getattr(reader, "_set_collect_callback", None)
+    temporality = temporalities.get(_HISTOGRAM_CLASS, AggregationTemporality.CUMULATIVE)
+    produce = producer.for_reader(temporality)
+    scope = producer.scope
+    lock = threading.Lock()  # a periodic export and a force_flush may collect at once
+    failed = False
+
+    def collect_with_producer(
+        metric_reader: MetricReader, timeout_millis: float = 10_000
+    ) -> MetricsData | None:
+        nonlocal failed
+        data: MetricsData | None = collect(metric_reader, timeout_millis=timeout_millis)
+        try:
+            with lock:
+                metrics = produce(time.time_ns())
+            if metrics:
+                data = merge(data, scope, metrics, resource)
+        except Exception:
+            if not failed:
+                failed = True
+                _logger.exception("flowtel: could not add pre-aggregated metrics to a collection")
+        return data
+
+    set_callback(collect_with_producer)
+    return True
+
+
+def merge(
+    data: MetricsData | None,
+    scope: InstrumentationScope,
+    metrics: Sequence[Metric],
+    resource: Resource,
+) -> MetricsData:
+    """``data`` with ``metrics`` added under ``scope`` (in the first resource's scope list)."""
+    if data is None or not data.resource_metrics:
+        scope_metrics = ScopeMetrics(scope, list(metrics), scope.schema_url or "")
+        return MetricsData([ResourceMetrics(resource, [scope_metrics], resource.schema_url)])
+    first, *rest = data.resource_metrics
+    scopes = list(first.scope_metrics)
+    for i, existing in enumerate(scopes):
+        if existing.scope.name == scope.name and existing.scope.version == scope.version:
+            scopes[i] = ScopeMetrics(
+                existing.scope, [*existing.metrics, *metrics], existing.schema_url
+            )
+            break
+    else:
+        scopes.append(ScopeMetrics(scope, list(metrics), scope.schema_url or ""))
+    return MetricsData([ResourceMetrics(first.resource, scopes, first.schema_url), *rest])
