@@ -174,6 +174,7 @@ def bench_collection() -> None:
 
 def bench_sampling(n: int, rounds: int) -> None:
     """configure_telemetry(sample_rate=0.1, count_unsampled=...) builds exactly these samplers."""
+
     def sampler(record_unsampled: bool) -> RatioSampler:
         return RatioSampler(0.1, parent_based=True, record_unsampled=record_unsampled)
 
@@ -181,9 +182,7 @@ def bench_sampling(n: int, rounds: int) -> None:
         "count_unsampled=False, no error processor": lambda: provider(sampler(False)),
         "count_unsampled=True, no error processor": lambda: provider(sampler(True)),
         "count_unsampled=False + ErrorRateProcessor": lambda: provider(sampler(False), red()),
-        "count_unsampled=True + ErrorRateProcessor (exact)": lambda: provider(
-            sampler(True), red()
-        ),
+        "count_unsampled=True + ErrorRateProcessor (exact)": lambda: provider(sampler(True), red()),
     }
     report("sample_rate=0.1: count_unsampled", compare(configs, n, rounds), next(iter(configs)))
 

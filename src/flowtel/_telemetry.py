@@ -165,6 +165,13 @@ def generation() -> int:
     return _generation
 
 
+def invalidate_caches() -> None:
+    """Make every ``@traced`` site re-resolve its tracer and attribute preset on its next call."""
+    global _generation
+    with _lock:
+        _generation += 1
+
+
 def configure_telemetry(
     *,
     service_name: str | _Unset = UNSET,
@@ -289,12 +296,13 @@ def _build(settings: Settings) -> Telemetry:
 def _tracer_provider(
     settings: Settings, resource: Any, guard: ExportGuard
 ) -> trace_api.TracerProvider:
-    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+    from opentelemetry.sdk.trace import SpanLimits
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+    from flowtel._provider import FlowtelTracerProvider
     from flowtel._sampling import RatioSampler
 
-    provider = TracerProvider(
+    provider = FlowtelTracerProvider(
         sampler=RatioSampler(
             settings.sample_rate,
             parent_based=settings.parent_based,

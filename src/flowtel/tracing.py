@@ -92,10 +92,12 @@ class _Site:
         "attributes",
         "generation",
         "name",
+        "preset",
         "record_all_args",
         "record_return",
         "scope",
         "signature",
+        "span_class",
         "tracer",
     )
 
@@ -138,13 +140,40 @@ class _Site:
                 self.signature = None
         self.generation = -1
         self.tracer: trace_api.Tracer = trace_api.get_tracer(self.scope)
+        self.preset: dict[str, AttributeValue] | None = None
+        """``attributes`` as the current provider stores them, when they may be written
+        straight into a started span (see flowtel._provider); else None."""
+        self.span_class: type | None = None
 
     def get_tracer(self) -> trace_api.Tracer:
-        gen = _telemetry._generation
-        if gen != self.generation:
-            self.tracer = _tracer_for(self.scope)
-            self.generation = gen
+        if _telemetry._generation != self.generation:
+            self.refresh()
         return self.tracer
+
+    def refresh(self) -> None:
+        """Re-resolve the tracer and the attribute preset after a (re)configuration."""
+        gen = _telemetry._generation
+        self.tracer = _tracer_for(self.scope)
+        self.preset, self.span_class = None, None
+        current = _telemetry._current
+        if current is not None and self.signature is None:
+            from flowtel import _provider
+
+            self.preset = _provider.preset_attributes(current.tracer_provider, self.attributes)
+            self.span_class = _provider.SdkSpan
+        self.generation = gen
+
+    def start_plain(self) -> Span:
+        """Start this site's span when it has no per-call attributes."""
+        if _telemetry._generation != self.generation:
+            self.refresh()
+        preset = self.preset
+        if preset is None:
+            return self.tracer.start_span(self.name, attributes=self.attributes)
+        span = self.tracer.start_span(self.name)
+        if span.__class__ is self.span_class:
+            span._attributes._dict.update(preset)  # type: ignore[attr-defined]
+        return span
 
     def call_attributes(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -167,8 +196,11 @@ class _Site:
         return attrs
 
     def start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Span, Token[Context]]:
-        attributes = self.call_attributes(args, kwargs) if self.signature else self.attributes
-        span = self.get_tracer().start_span(self.name, attributes=attributes)
+        if self.signature is None:
+            span = self.start_plain()
+        else:
+            attributes = self.call_attributes(args, kwargs)
+            span = self.get_tracer().start_span(self.name, attributes=attributes)
         return span, context_api.attach(trace_api.set_span_in_context(span))
 
     def finish(self, span: Span, token: Token[Context], result: object) -> None:
@@ -198,12 +230,15 @@ def _wrap_function(fn: Callable[P, R], site: _Site) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             if plain:
-                tracer = (
-                    site.tracer
-                    if site.generation == telemetry_module._generation
-                    else site.get_tracer()
-                )
-                span = tracer.start_span(name, attributes=attributes)
+                if site.generation != telemetry_module._generation:
+                    site.refresh()
+                preset = site.preset
+                if preset is None:
+                    span = site.tracer.start_span(name, attributes=attributes)
+                else:  # validated once per configuration instead of on every call
+                    span = site.tracer.start_span(name)
+                    if span.__class__ is site.span_class:
+                        span._attributes._dict.update(preset)  # type: ignore[attr-defined]
                 token = attach(in_context(span))
             else:
                 span, token = site.start(args, kwargs)
