@@ -13,8 +13,7 @@ import re
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from flowtel.exceptions import ConfigurationError
 
@@ -36,8 +35,7 @@ _BOOL_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 _LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-@dataclass(frozen=True, slots=True)
-class OtlpSignal:
+class OtlpSignal(NamedTuple):
     """Resolved OTLP settings for one signal (traces, metrics or logs)."""
 
     protocol: str
@@ -47,9 +45,17 @@ class OtlpSignal:
     compression: str | None
     insecure: bool | None
 
+    def __repr__(self) -> str:
+        # Headers usually carry credentials (Authorization, api keys): never print their values.
+        masked = {key: "<redacted>" for key in self.headers}
+        return (
+            f"OtlpSignal(protocol={self.protocol!r}, endpoint={self.endpoint!r}, "
+            f"headers={masked!r}, timeout_s={self.timeout_s!r}, "
+            f"compression={self.compression!r}, insecure={self.insecure!r})"
+        )
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+
+class Settings(NamedTuple):
     """The resolved configuration. One field per ``configure_telemetry()`` keyword."""
 
     service_name: str
@@ -90,10 +96,10 @@ class Settings:
     shutdown_timeout_s: float
     drain_s: float
     sdk_disabled: bool
-    span_processors: tuple[Any, ...] = field(default=(), repr=False)
-    span_exporters: tuple[Any, ...] = field(default=(), repr=False)
-    metric_readers: tuple[Any, ...] = field(default=(), repr=False)
-    log_exporters: tuple[Any, ...] = field(default=(), repr=False)
+    span_processors: tuple[Any, ...] = ()
+    span_exporters: tuple[Any, ...] = ()
+    metric_readers: tuple[Any, ...] = ()
+    log_exporters: tuple[Any, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
@@ -39,9 +39,22 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._error_buckets import OTHER_TYPE, OVERFLOW, OperationCounters
-from flowtel._error_stats import ErrorStats, OperationStats, build_stats, empty_stats
 from flowtel._record_error import add_handled_event
 from flowtel.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from flowtel._error_stats import ErrorStats, OperationStats
+
+
+def __getattr__(name: str) -> Any:
+    # ErrorStats and OperationStats live in flowtel._error_stats, imported on first use: a
+    # configured process that never queries does not pay for building those classes.
+    if name in ("ErrorStats", "OperationStats"):
+        from flowtel import _error_stats
+
+        return getattr(_error_stats, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ErrorRateProcessor",
@@ -380,6 +393,8 @@ class ErrorRateProcessor(SpanProcessor):
         with self._counted():
             ranges, window_s = self._counters.covered(now, min(last_s, self._window_s))
             per_key = self._counters.totals(ranges, component, operation)
+        from flowtel._error_stats import build_stats
+
         return build_stats(per_key, window_s)
 
     # -- metric callbacks (run on the metric reader's thread) ------------------------------
@@ -602,6 +617,8 @@ def get_error_stats(
         if not _missing_logged:
             _missing_logged = True
             _logger.warning("flowtel.errors: get_error_stats() before error tracking is enabled")
+        from flowtel._error_stats import empty_stats
+
         return empty_stats()
     return processor.stats(last_minutes, component, operation)
 

@@ -9,9 +9,8 @@ it in sync. Prometheus names follow the OTel→Prometheus rules (see :func:`prom
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = [
     "ATTRIBUTES",
@@ -39,8 +38,7 @@ class Instrument(StrEnum):
     GAUGE = "gauge"  # observable gauge
 
 
-@dataclass(frozen=True, slots=True)
-class AttributeDef:
+class AttributeDef(NamedTuple):
     """An attribute key and what it means."""
 
     key: str
@@ -48,8 +46,7 @@ class AttributeDef:
     description: str
 
 
-@dataclass(frozen=True, slots=True)
-class MetricDef:
+class MetricDef(NamedTuple):
     """A metric: name, instrument, UCUM unit and the attribute keys it carries."""
 
     name: str
@@ -59,8 +56,7 @@ class MetricDef:
     attributes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SpanDef:
+class SpanDef(NamedTuple):
     """A span name flowtel creates itself, and the attributes it sets on it."""
 
     name: str
@@ -68,8 +64,7 @@ class SpanDef:
     attributes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class EventDef:
+class EventDef(NamedTuple):
     """A span event name and its attributes."""
 
     name: str

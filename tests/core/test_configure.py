@@ -312,3 +312,15 @@ class TestDocs:
         doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
         for name in inspect.signature(flowtel.configure_telemetry).parameters:
             assert f"| `{name}` |" in doc, name
+
+
+def test_otlp_headers_never_appear_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings end up in logs and tracebacks: header values (credentials) are redacted."""
+    from flowtel import _config
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t-token")
+    settings = _config.resolve(service_name="repr", exporter="otlp")
+    assert settings.otlp["traces"].headers["authorization"] == "Bearer s3cr3t-token"
+    for text in (repr(settings), repr(settings.otlp["traces"]), str(settings)):
+        assert "s3cr3t" not in text
+    assert "authorization" in repr(settings.otlp["traces"])
