@@ -5,8 +5,6 @@ configuration time, so a typo fails the process start with a message naming the 
 value and what is accepted, instead of silently dropping telemetry later.
 """
 
-from __future__ import annotations
-
 import logging
 import os
 import re

@@ -14,8 +14,6 @@ Not thread-safe by itself: :class:`flowtel.errors.ErrorRateProcessor` serialises
 short lock.
 """
 
-from __future__ import annotations
-
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence

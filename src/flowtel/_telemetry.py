@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import logging
+import os
 import sys
 import threading
 import warnings
@@ -424,8 +425,6 @@ def _install_globals(telemetry: Telemetry) -> None:
     ``force=True`` it resets those once-guards (private API, guarded) before setting again.
     """
     from opentelemetry import _logs as logs_api
-    from opentelemetry import propagate
-    from opentelemetry.propagators.composite import CompositePropagator
     from opentelemetry.util._once import Once
 
     try:
@@ -445,8 +444,28 @@ def _install_globals(telemetry: Telemetry) -> None:
     if resilience_telemetry is not None:
         resilience_telemetry.bind_global_provider()
 
+    _install_propagators(telemetry.settings.propagators)
+
+
+def _install_propagators(names: tuple[str, ...]) -> None:
+    """Make ``names`` the global W3C propagators.
+
+    When they are the API's own default and nothing has imported ``opentelemetry.propagate``
+    yet, there is nothing to do: that module builds exactly this composite (tracecontext +
+    baggage, ``OTEL_PROPAGATORS`` unset) when first imported by whoever injects or extracts.
+    Skipping the import saves about 3 ms of every process start.
+    """
+    if (
+        names == ("tracecontext", "baggage")
+        and "opentelemetry.propagate" not in sys.modules
+        and "OTEL_PROPAGATORS" not in os.environ
+    ):
+        return
+    from opentelemetry import propagate
+    from opentelemetry.propagators.composite import CompositePropagator
+
     propagators: list[Any] = []
-    for name in telemetry.settings.propagators:
+    for name in names:
         if name == "tracecontext":
             from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 

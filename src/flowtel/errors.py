@@ -77,9 +77,6 @@ _BATCH: Final = 64
 """Spans queued before they are counted together (bounds the work of one ``on_end``)."""
 _BACKLOG: Final = 64 * _BATCH
 """Queued spans at which ``on_end`` waits for the lock rather than leave the batch to others."""
-DURATION_BUCKETS_S: Final = (
-    0.0, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)  # fmt: skip
 
 
 def _window_label(minutes: float) -> str:
@@ -194,7 +191,12 @@ class ErrorRateProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._pending: deque[tuple[ReadableSpan, float]] = deque()
         self._counters = OperationCounters(
-            window_s, bucket_s, clock(), self._max_keys, self._overflowed, DURATION_BUCKETS_S
+            window_s,
+            bucket_s,
+            clock(),
+            self._max_keys,
+            self._overflowed,
+            semconv.DURATION_BUCKETS_S,
         )
         self._failure_logged = False
         self._duration: Histogram | None = None
@@ -246,7 +248,7 @@ class ErrorRateProcessor(SpanProcessor):
             duration.name,
             unit=duration.unit,
             description=duration.description,
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS_S),
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS_S),
         )
 
     # -- SpanProcessor ---------------------------------------------------------------------

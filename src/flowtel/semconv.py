@@ -6,8 +6,6 @@ definitions, so a renamed metric breaks a test instead of silently emptying a pa
 it in sync. Prometheus names follow the OTel→Prometheus rules (see :func:`prometheus_name`).
 """
 
-from __future__ import annotations
-
 import re
 from enum import StrEnum
 from typing import Final, NamedTuple

@@ -324,3 +324,38 @@ def test_otlp_headers_never_appear_in_a_repr(monkeypatch: pytest.MonkeyPatch) ->
     for text in (repr(settings), repr(settings.otlp["traces"]), str(settings)):
         assert "s3cr3t" not in text
     assert "authorization" in repr(settings.otlp["traces"])
+
+
+PROPAGATION = """
+import sys, flowtel
+t = flowtel.configure_telemetry(service_name="p", exporter="none", logging=False, **KW)
+print("imported" if "opentelemetry.propagate" in sys.modules else "lazy")
+from opentelemetry import propagate
+carrier = {}
+with flowtel.span("outgoing"):
+    from opentelemetry import baggage, context
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    propagate.inject(carrier)
+    context.detach(token)
+print(sorted(carrier))
+"""
+
+
+@pytest.mark.parametrize(
+    ("kw", "env", "first", "headers"),
+    [
+        ("{}", {}, "lazy", "['baggage', 'traceparent']"),
+        ("{'propagators': ['tracecontext']}", {}, "imported", "['traceparent']"),
+        ("{}", {"OTEL_PROPAGATORS": "tracecontext"}, "imported", "['traceparent']"),
+        ("{'propagators': ['tracecontext', 'baggage']}", {"OTEL_PROPAGATORS": "baggage"},
+         "imported", "['baggage', 'traceparent']"),
+    ],
+)
+def test_default_propagation_needs_no_import(
+    kw: str, env: dict[str, str], first: str, headers: str
+) -> None:
+    """W3C tracecontext + baggage by default without importing opentelemetry.propagate at start
+    (the API builds that composite itself); anything else is installed explicitly."""
+    out = run_python(PROPAGATION.replace("**KW", f"**{kw}"), env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == [first, headers]

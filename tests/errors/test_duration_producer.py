@@ -25,7 +25,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Status, StatusCode
 
 from flowtel import _metric_producer, semconv
-from flowtel.errors import DURATION_BUCKETS_S, ErrorRateProcessor
+from flowtel.errors import ErrorRateProcessor
+from flowtel.semconv import DURATION_BUCKETS_S
 
 # Durations on and around bucket boundaries: OTel buckets are upper-inclusive.
 DURATIONS_S = [0.0, 0.001, 0.005, 0.0050001, 0.01, 0.3, 0.75, 2.5, 10.0, 12.0, 0.02, 0.02]
