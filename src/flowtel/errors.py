@@ -469,41 +469,27 @@ class _DurationProducer:
                 points = processor._counters.duration_points(interval)
             data: list[HistogramDataPoint] = []
             for p in points:
-                if not delta:
-                    data.append(
-                        HistogramDataPoint(
-                            attributes=p.attributes,
-                            start_time_unix_nano=processor._started_ns,
-                            time_unix_nano=now_ns,
-                            count=p.observations,
-                            sum=p.sum,
-                            bucket_counts=p.counts,
-                            explicit_bounds=bounds,
-                            min=p.min,
-                            max=p.max,
-                        )
-                    )
-                    continue
-                before = seen.get(p.stream)
-                seen[p.stream] = (p.counts, p.observations, p.sum)
-                if before is None:
-                    counts, count, total = p.counts, p.observations, p.sum
-                else:
-                    count = p.observations - before[1]
-                    if not count:
-                        continue
-                    counts = [now - then for now, then in zip(p.counts, before[0], strict=True)]
-                    total = p.sum - before[2]
+                start, count, total, counts = processor._started_ns, p.observations, p.sum, p.counts
+                if delta:  # what happened since this reader's previous collection
+                    start = last_ns
+                    before = seen.get(p.stream)
+                    seen[p.stream] = (p.counts, p.observations, p.sum)
+                    if before is not None:
+                        count = p.observations - before[1]
+                        if not count:
+                            continue
+                        counts = [now - then for now, then in zip(p.counts, before[0], strict=True)]
+                        total = p.sum - before[2]
                 data.append(
                     HistogramDataPoint(
                         attributes=p.attributes,
-                        start_time_unix_nano=last_ns,
+                        start_time_unix_nano=start,
                         time_unix_nano=now_ns,
                         count=count,
                         sum=total,
                         bucket_counts=counts,
                         explicit_bounds=bounds,
-                        min=p.min,
+                        min=p.min,  # for DELTA readers: of this interval (see add_interval)
                         max=p.max,
                     )
                 )
