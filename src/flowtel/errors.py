@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -190,6 +192,18 @@ class ErrorRateProcessor(SpanProcessor):
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: deque[tuple[ReadableSpan, float]] = deque()
+        if hasattr(os, "register_at_fork"):
+            weak_self = weakref.ref(self)
+
+            def _after_in_child() -> None:
+                # A fork while another thread held the lock would leave it held forever in the
+                # child. Counts and queued spans from before the fork stay: the child's history,
+                # as with every other pre-fork count.
+                processor = weak_self()
+                if processor is not None:
+                    processor._lock = threading.Lock()
+
+            os.register_at_fork(after_in_child=_after_in_child)
         self._counters = OperationCounters(
             window_s,
             bucket_s,

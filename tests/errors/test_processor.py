@@ -288,3 +288,38 @@ class TestConfiguration:
         """stats() rejects a non-positive or non-numeric window."""
         with pytest.raises(ConfigurationError, match="last_minutes"):
             ErrorRateProcessor().stats(last_minutes=last_minutes)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_forked_child_counts_and_answers_while_parent_held_the_lock(
+    tracer_provider: TracerProvider,
+) -> None:
+    """A fork while another thread holds the processor's lock must not hang the child."""
+    import os
+
+    processor = ErrorRateProcessor()
+    tracer_provider.add_span_processor(processor)
+    emit(tracer_provider, 10, failed=1)
+    processor._lock.acquire()  # as if the metric reader were collecting at fork time
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: count more spans (past a batch) and query; report the total
+            import signal
+
+            signal.alarm(20)  # a hung child dies instead of outliving the test
+            try:
+                emit(tracer_provider, 100, failed=2)
+                stats = processor.stats()
+                os.write(write, f"{stats.total} {stats.errors}".encode())
+            finally:
+                os._exit(0)
+    finally:
+        processor._lock.release()
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        reply = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status)
+    assert reply == "110 3"
+    assert processor.stats().total == 10  # the parent's counts are its own
