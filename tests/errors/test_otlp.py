@@ -107,3 +107,64 @@ class TestOverOtlp:
             for attrs, n in _latest(receiver, semconv.METRIC_ERRORS).items()
         }
         assert errors_by_type == {DECLINED: 30, "TimeoutError": 20}
+
+
+def test_duration_histogram_over_otlp_delta_and_cumulative(
+    otlp_grpc: OtlpGrpcReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-aggregated duration histogram as the collector decodes it, in both temporalities.
+
+    DELTA (``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta``): two exports carry the 670
+    and then 300 successful calls of ``charge``, each with its interval's min and max; CUMULATIVE
+    carries 670, then 970.
+    """
+    from opentelemetry.proto.metrics.v1 import metrics_pb2
+
+    def durations(service: str) -> list[tuple[int, int, list[int], bool, bool]]:
+        return [
+            (
+                p.metric.histogram.aggregation_temporality,
+                p.point.count,
+                list(p.point.bucket_counts),
+                p.point.HasField("min") and p.point.min <= p.point.max,
+                abs(sum(p.point.bucket_counts) - p.point.count) == 0,
+            )
+            for p in otlp_grpc.metric_points(semconv.METRIC_OPERATION_DURATION)
+            if p.resource.get("service.name") == service
+            and p.attributes.get(semconv.OPERATION) == "charge"
+            and p.attributes.get(semconv.OTEL_STATUS_CODE) == "UNSET"
+        ]
+
+    for preference, service in (("delta", "durations-delta"), ("cumulative", "durations-cum")):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
+        telemetry = flowtel.configure_telemetry(
+            service_name=service,
+            exporter="otlp",
+            otlp_endpoint=otlp_grpc.endpoint,
+            otlp_protocol="grpc",
+            metric_export_interval_s=60,
+            logging=False,
+            force=True,
+        )
+        try:
+            for i in range(700):
+                with contextlib.suppress(CardDeclinedError):
+                    charge(i)
+            assert telemetry.force_flush(timeout_s=10)
+            for _ in range(300):
+                charge(1)  # never fails
+            assert telemetry.force_flush(timeout_s=10)
+        finally:
+            telemetry.shutdown()
+        points = durations(service)
+        assert points, f"no duration points for {service}"
+        for _, _, _, has_min_max, consistent in points:
+            assert has_min_max and consistent
+        temporality = {t for t, *_ in points}
+        counts = [count for _, count, *_ in points if count]
+        if preference == "delta":
+            assert temporality == {metrics_pb2.AGGREGATION_TEMPORALITY_DELTA}
+            assert counts[:2] == [670, 300]
+        else:
+            assert temporality == {metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE}
+            assert counts[:2] == [670, 970]
