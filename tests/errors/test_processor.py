@@ -323,3 +323,28 @@ def test_forked_child_counts_and_answers_while_parent_held_the_lock(
     assert os.WIFEXITED(status)
     assert reply == "110 3"
     assert processor.stats().total == 10  # the parent's counts are its own
+
+
+def test_public_property_path_counts_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an SDK whose ReadableSpan layout differs from the probe's, on_end reads the public
+    properties instead of the fields; the counts are the same either way."""
+    from flowtel import errors as errors_module
+
+    assert errors_module._DIRECT_READS  # this SDK: the fast path is in use
+    results = []
+    for direct in (True, False):
+        monkeypatch.setattr(errors_module, "_DIRECT_READS", direct)
+        processor = ErrorRateProcessor()
+        provider = TracerProvider()
+        provider.add_span_processor(processor)
+        emit(provider, 150, failed=15, error_type="TimeoutError")
+        tracer = provider.get_tracer("scope-as-component")
+        span = tracer.start_span("unnamed-operation")
+        span.set_status(Status(StatusCode.ERROR))
+        span.end()
+        stats = processor.stats()
+        results.append((stats.total, stats.errors, dict(stats.by_type), dict(stats.by_operation)))
+        provider.shutdown()
+    assert results[0] == results[1]
+    assert results[0][0] == 151 and results[0][2]["TimeoutError"] == 15
+    assert ("scope-as-component", "unnamed-operation") in results[0][3]
