@@ -217,28 +217,17 @@ class _Site:
 
 def _wrap_function(fn: Callable[P, R], site: _Site) -> Callable[P, R]:
     # The hot path: names are bound locally and the plain case (no recorded arguments or
-    # return value) is inlined, because every call of every traced function pays for it.
+    # return value) skips the per-call attribute and return-value handling.
     attach = context_api.attach
     detach = context_api.detach
     in_context = trace_api.set_span_in_context
-    telemetry_module = _telemetry
-    name = site.name
-    attributes = site.attributes
     plain = site.signature is None and not site.record_return
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             if plain:
-                if site.generation != telemetry_module._generation:
-                    site.refresh()
-                preset = site.preset
-                if preset is None:
-                    span = site.tracer.start_span(name, attributes=attributes)
-                else:  # validated once per configuration instead of on every call
-                    span = site.tracer.start_span(name)
-                    if span.__class__ is site.span_class:
-                        span._attributes._dict.update(preset)  # type: ignore[attr-defined]
+                span = site.start_plain()
                 token = attach(in_context(span))
             else:
                 span, token = site.start(args, kwargs)
