@@ -110,10 +110,6 @@ def report(title: str, results: dict[str, tuple[float, float]], baseline: str) -
         print(f"{name:50} {median * 1e6:9.2f} {d_median:>8} {best * 1e6:8.2f} {d_best:>8}")
 
 
-def meter() -> MeterProvider:
-    return MeterProvider(metric_readers=[InMemoryMetricReader()])
-
-
 def red(**options: object) -> ErrorRateProcessor:
     """The processor as configure_telemetry() installs it: its readers get the durations
     pre-aggregated. With ``sdk_histogram=True`` the readers are withheld, so the durations go

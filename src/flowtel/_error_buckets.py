@@ -151,8 +151,6 @@ class OperationCounters:
         bounds: Sequence[float] = (),
     ) -> None:
         self.bounds = tuple(bounds)
-        self.timed = False
-        """Whether durations are counted here (set once, before counting starts)."""
         self._buckets = len(self.bounds) + 1
         self._intervals = 0
         self._bucket_s = bucket_s

@@ -213,13 +213,11 @@ class ErrorRateProcessor(SpanProcessor):
             semconv.DURATION_BUCKETS_S,
         )
         self._failure_logged = False
-        self._duration: Histogram | None = None
+        self._duration: Histogram | None = None  # the SDK histogram, when durations go there
+        self._own_durations = False  # durations go into the counters' histograms instead
         self._started_ns = time.time_ns()
         if meter is not None:
             self._create_instruments(meter, record_durations, metric_readers, resource)
-        self._sdk_durations = self._duration is not None
-        self._own = self._counters.timed  # durations go into the counters' histograms
-        self._timed = self._sdk_durations or self._own
 
     def _create_instruments(
         self,
@@ -256,7 +254,7 @@ class ErrorRateProcessor(SpanProcessor):
             if all(_metric_producer.supports(r) for r in readers):
                 for reader in readers:
                     _metric_producer.register(reader, producer, resource or Resource.get_empty())
-                self._counters.timed = True
+                self._own_durations = True
                 return
         self._duration = meter.create_histogram(
             duration.name,
@@ -296,7 +294,8 @@ class ErrorRateProcessor(SpanProcessor):
         """
         pending = self._pending
         count = self._counters.count
-        timed, own = self._timed, self._own
+        own = self._own_durations
+        timed = own or self._duration is not None
         for_sdk: list[tuple[float, Mapping[str, AttributeValue]]] = []
         for _ in range(len(pending)):  # a snapshot: later arrivals wait for the next batch
             span, now = pending.popleft()
@@ -344,13 +343,10 @@ class ErrorRateProcessor(SpanProcessor):
                 histogram.record(duration_s, attributes)
 
     def _flush_pending(self) -> None:
-        """Count everything queued: before a query or a metric collection reads the counts."""
-        if not self._pending:
-            return
-        with self._lock:
-            sdk_durations = self._count_pending()
-        if sdk_durations:
-            self._record_sdk_durations(sdk_durations)
+        """Count everything queued (force_flush, shutdown); queries use :meth:`_counted`."""
+        if self._pending:
+            with self._counted():
+                pass
 
     @contextmanager
     def _counted(self) -> Iterator[None]:
