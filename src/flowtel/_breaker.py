@@ -46,6 +46,7 @@ from flowtel._resilience_telemetry import (
     span_event,
 )
 from flowtel._sliding_window import CountRing, CountWindow, TimeRing, TimeWindow
+from flowtel._values import safe_predicate
 from flowtel.exceptions import CircuitOpenError, ConfigurationError
 
 __all__ = [
@@ -332,10 +333,10 @@ class CircuitBreaker:
 
     def on_error(self, duration_s: float, exc: BaseException) -> None:
         """Record a call that raised ``exc``, classified by ``ignore`` and ``record``."""
-        if not isinstance(exc, Exception) or _safe(self._ignore, exc):
+        if not isinstance(exc, Exception) or safe_predicate(self._ignore, exc):
             self.release_permission()
         else:
-            self._on_result(duration_s, failed=_safe(self._record, exc))
+            self._on_result(duration_s, failed=safe_predicate(self._record, exc))
         if isinstance(exc, Exception):
             record_call(
                 self.meter_provider, CallOutcome.FAILED, Strategy.CIRCUIT_BREAKER, self.name
@@ -423,13 +424,6 @@ class CircuitBreaker:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
-
-
-def _safe(predicate: Callable[[BaseException], bool], exc: BaseException) -> bool:
-    try:
-        return bool(predicate(exc))
-    except Exception:
-        return False
 
 
 def circuit_breaker(

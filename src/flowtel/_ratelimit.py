@@ -32,6 +32,7 @@ from flowtel._resilience_telemetry import (
     register_limiter,
     span_event,
 )
+from flowtel._values import safe_predicate
 from flowtel.exceptions import ConfigurationError, RateLimitExceededError
 
 __all__ = ["RateLimiter", "is_http_429", "rate_limit"]
@@ -247,7 +248,7 @@ class RateLimiter:
                 self.recovered()
             record_call(self.meter_provider, CallOutcome.SUCCESS, Strategy.RATE_LIMIT, operation)
             return
-        if self.adaptive and _safe_predicate(self._is_throttled, exc):
+        if self.adaptive and safe_predicate(self._is_throttled, exc):
             self.throttled()
         record_call(self.meter_provider, CallOutcome.FAILED, Strategy.RATE_LIMIT, operation)
 
@@ -330,13 +331,6 @@ class RateLimiter:
 def _positive(option: str, value: float) -> None:
     if not value > 0:
         raise ConfigurationError(option, value, "a number > 0")
-
-
-def _safe_predicate(fn: Callable[[BaseException], bool], exc: BaseException) -> bool:
-    try:
-        return bool(fn(exc))
-    except Exception:
-        return False
 
 
 def rate_limit(

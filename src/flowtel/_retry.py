@@ -33,6 +33,7 @@ from flowtel._resilience_telemetry import (
     record_event,
     span_event,
 )
+from flowtel._values import safe_call, safe_predicate
 from flowtel.exceptions import ConfigurationError, ResilienceError
 
 __all__ = ["Attempt", "Retry", "RetryOn", "retry", "retry_after_hint"]
@@ -275,9 +276,9 @@ class _Run:
         p = self.policy
         if self.attempt >= p.attempts:
             return None
-        if not _safe_call(p._retry_on, exc):
+        if not safe_predicate(p._retry_on, exc):
             return None
-        hint: float | None = _safe_call(p._retry_after, exc) if p._retry_after is not None else None
+        hint: float | None = safe_call(p._retry_after, exc) if p._retry_after is not None else None
         if hint is not None:
             if hint > p.max_delay_s:
                 return None  # retrying before the upstream is ready would only fail again
@@ -288,14 +289,6 @@ class _Run:
         if p.total_timeout_s is not None and now - self.started + delay > p.total_timeout_s:
             return None
         return delay
-
-
-def _safe_call(fn: Callable[[BaseException], Any], exc: BaseException) -> Any:
-    # A broken user predicate must not mask the original error: treat it as "no".
-    try:
-        return fn(exc)
-    except Exception:
-        return None
 
 
 def _predicate(retry_on: RetryOn | None) -> Callable[[BaseException], bool]:

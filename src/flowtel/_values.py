@@ -8,7 +8,8 @@ fail and lose a whole export batch. Everything here is total: it returns a value
 from __future__ import annotations
 
 import traceback
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
@@ -29,6 +30,27 @@ def safe_text(text: str, limit: int = MAX_REPR_CHARS) -> str:
         except UnicodeEncodeError:
             text = text.encode("utf-8", "replace").decode("utf-8")
     return text
+
+
+def safe_call(hook: Callable[[BaseException], Any], exc: BaseException) -> Any:
+    """``hook(exc)``, or None if the hook raises.
+
+    For user-supplied hooks on the error being handled (``retry_after``): a broken hook must not
+    mask that error, so its failure reads as "no answer".
+    """
+    try:
+        return hook(exc)
+    except Exception:
+        return None
+
+
+def safe_predicate(predicate: Callable[[BaseException], object], exc: BaseException) -> bool:
+    """``bool(predicate(exc))``, or False if that raises (``retry_on``, ``record``, ``ignore``,
+    ``is_throttled``): a broken predicate reads as "no" and never masks the error."""
+    try:
+        return bool(predicate(exc))
+    except Exception:
+        return False
 
 
 def safe_str(value: object, limit: int = MAX_REPR_CHARS) -> str:
