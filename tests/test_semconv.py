@@ -66,3 +66,29 @@ class TestSemconv:
                 if pattern.search(line) and "import" not in line and "getLogger" not in line:
                     offenders.append(f"{path.name}:{lineno}: {line.strip()}")
         assert not offenders, offenders
+
+
+def test_metric_lookup() -> None:
+    """semconv.metric() answers every defined metric and refuses anything else."""
+    import pytest
+
+    for definition in semconv.METRICS:
+        assert semconv.metric(definition.name) is definition
+    with pytest.raises(KeyError):
+        semconv.metric("flowtel.not.a.metric")
+
+
+def test_instruments_take_unit_and_description_from_semconv() -> None:
+    """No instrument in src/ restates a unit or description as a literal: they come from one
+    definition (semconv.metric), so the exported metadata matches the telemetry reference."""
+    creations = re.compile(
+        r"create_(?:counter|histogram|up_down_counter|gauge|observable_\w+)\((?P<args>[^)]*)\)",
+        re.S,
+    )
+    offenders = []
+    for path in sorted((ROOT / "src" / "flowtel").glob("*.py")):
+        for match in creations.finditer(path.read_text()):
+            args = match.group("args")
+            if re.search(r"\b(?:unit|description)\s*=\s*[\"']", args):
+                offenders.append(f"{path.name}: {' '.join(args.split())[:80]}")
+    assert offenders == []

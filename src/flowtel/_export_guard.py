@@ -229,8 +229,8 @@ class ExportGuard:
         Observable counters read the exact totals at collection time, so counting costs nothing
         on the hot path and works before the metric pipeline exists.
         """
-        dropped = _metric_def(semconv.METRIC_TELEMETRY_DROPPED)
-        failures = _metric_def(semconv.METRIC_TELEMETRY_EXPORT_FAILURES)
+        dropped = semconv.metric(semconv.METRIC_TELEMETRY_DROPPED)
+        failures = semconv.metric(semconv.METRIC_TELEMETRY_EXPORT_FAILURES)
         meter.create_observable_counter(
             dropped.name,
             callbacks=[lambda options: self._observe(self._dropped, options)],
@@ -275,7 +275,3 @@ def _total(
         for (s, r), v in counts.items()
         if (signal is None or s == signal) and (reason is None or r == reason)
     )
-
-
-def _metric_def(name: str) -> semconv.MetricDef:
-    return next(m for m in semconv.METRICS if m.name == name)

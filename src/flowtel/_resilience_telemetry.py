@@ -211,19 +211,15 @@ _cache: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKey
 _cache_lock = threading.Lock()
 
 
-def _metric(name: str) -> semconv.MetricDef:
-    return next(m for m in semconv.METRICS if m.name == name)
-
-
 def _create(provider: MeterProvider) -> _Instruments:
     meter = provider.get_meter(_SCOPE)
 
     def counter(name: str) -> metrics.Counter:
-        d = _metric(name)
+        d = semconv.metric(name)
         return meter.create_counter(d.name, unit=d.unit, description=d.description)
 
     def histogram(name: str) -> metrics.Histogram:
-        d = _metric(name)
+        d = semconv.metric(name)
         return meter.create_histogram(
             d.name,
             unit=d.unit,
@@ -233,7 +229,7 @@ def _create(provider: MeterProvider) -> _Instruments:
         )
 
     def gauge(name: str, callback: Callable[[CallbackOptions], Iterable[Observation]]) -> None:
-        d = _metric(name)
+        d = semconv.metric(name)
         meter.create_observable_gauge(
             d.name, callbacks=[callback], unit=d.unit, description=d.description
         )
@@ -277,7 +273,7 @@ def _create(provider: MeterProvider) -> _Instruments:
                     },
                 )
 
-    calls = _metric(semconv.METRIC_RESILIENCE_CALLS)
+    calls = semconv.metric(semconv.METRIC_RESILIENCE_CALLS)
     meter.create_observable_counter(
         calls.name, callbacks=[call_counts], unit=calls.unit, description=calls.description
     )

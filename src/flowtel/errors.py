@@ -226,11 +226,10 @@ class ErrorRateProcessor(SpanProcessor):
         metric_readers: Sequence[MetricReader] | None,
         resource: Resource | None,
     ) -> None:
-        defs = {m.name: m for m in semconv.METRICS}
-        calls = defs[semconv.METRIC_OPERATION_CALLS]
-        errors = defs[semconv.METRIC_ERRORS]
-        rate = defs[semconv.METRIC_ERROR_RATE]
-        duration = defs[semconv.METRIC_OPERATION_DURATION]
+        calls = semconv.metric(semconv.METRIC_OPERATION_CALLS)
+        errors = semconv.metric(semconv.METRIC_ERRORS)
+        rate = semconv.metric(semconv.METRIC_ERROR_RATE)
+        duration = semconv.metric(semconv.METRIC_OPERATION_DURATION)
         # Counters are observable: on_end bumps an integer on the key's counters instead of paying
         # the SDK's per-measurement attribute handling; on the wire it is the same monotonic sum.
         meter.create_observable_counter(

@@ -303,7 +303,8 @@ class Lifecycle:
             span.set_status(Status(StatusCode.ERROR, "a shutdown hook failed"))
         span.end()
         meter = metrics.get_meter("flowtel.lifecycle", meter_provider=self._meter_provider)
-        meter.create_histogram(semconv.METRIC_SHUTDOWN_DURATION, unit="s").record(
+        spec = semconv.metric(semconv.METRIC_SHUTDOWN_DURATION)
+        meter.create_histogram(spec.name, unit=spec.unit, description=spec.description).record(
             self._clock() - self._shutdown_t0, {semconv.SHUTDOWN_OUTCOME: outcome}
         )
         try:
@@ -406,11 +407,9 @@ class Lifecycle:
             return
         self._gauge_created = True
         meter = metrics.get_meter("flowtel.lifecycle", meter_provider=self._meter_provider)
+        spec = semconv.metric(semconv.METRIC_LIFECYCLE_STATE)
         meter.create_observable_gauge(
-            semconv.METRIC_LIFECYCLE_STATE,
-            callbacks=[self._observe_state],
-            unit=_unit(semconv.METRIC_LIFECYCLE_STATE),
-            description="1 for the current lifecycle state, 0 for the others.",
+            spec.name, callbacks=[self._observe_state], unit=spec.unit, description=spec.description
         )
 
     def _observe_state(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -533,11 +532,6 @@ async def managed_lifecycle(
         await lc.shutdown()
         if installed is not SignalMode.NONE:
             lc.remove_signal_handlers()
-
-
-def _unit(name: str) -> str:
-    """The semconv unit of metric ``name``; it decides the Prometheus series name."""
-    return next(m.unit for m in semconv.METRICS if m.name == name)
 
 
 _apply_configured_settings()

@@ -266,8 +266,9 @@ class _ProbeRuntime:
         self.error_window_minutes = error_window_minutes
         self.error_rate_warn = error_rate_warn
         meter = metrics.get_meter("flowtel.probes", meter_provider=meter_provider)
+        spec = semconv.metric(semconv.METRIC_PROBE_CHECKS)
         self._probe_counter = meter.create_counter(
-            semconv.METRIC_PROBE_CHECKS, unit="{check}", description="Probe requests answered."
+            spec.name, unit=spec.unit, description=spec.description
         )
         self._started = False
         self._startup_task: asyncio.Task[None] | None = None

@@ -214,11 +214,9 @@ class ReadinessMonitor:
             return
         self._gauge_created = True
         meter = metrics.get_meter("flowtel.readiness", meter_provider=self._meter_provider)
+        spec = semconv.metric(semconv.METRIC_READINESS_CHECK_STATUS)
         meter.create_observable_gauge(
-            semconv.METRIC_READINESS_CHECK_STATUS,
-            callbacks=[self._observe],
-            unit=_unit(semconv.METRIC_READINESS_CHECK_STATUS),
-            description="1 when a background readiness check passes, else 0.",
+            spec.name, callbacks=[self._observe], unit=spec.unit, description=spec.description
         )
 
     def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -252,8 +250,3 @@ def register_readiness_check(
         return func
 
     return decorate
-
-
-def _unit(name: str) -> str:
-    """The semconv unit of metric ``name``; it decides the Prometheus series name."""
-    return next(m.unit for m in semconv.METRICS if m.name == name)

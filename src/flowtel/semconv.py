@@ -21,6 +21,7 @@ __all__ = [
     "Instrument",
     "MetricDef",
     "SpanDef",
+    "metric",
     "prometheus_label",
     "prometheus_name",
     "reference_markdown",
@@ -470,6 +471,18 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         (TELEMETRY_SIGNAL, TELEMETRY_REASON),
     ),
 )
+
+_METRICS_BY_NAME: Final = {m.name: m for m in METRICS}
+
+
+def metric(name: str) -> MetricDef:
+    """The definition of metric ``name``: every instrument takes its unit and description here.
+
+    Raises:
+        KeyError: flowtel emits no metric called ``name``.
+    """
+    return _METRICS_BY_NAME[name]
+
 
 DURATION_BUCKETS_S: Final[tuple[float, ...]] = (
     0.005,

@@ -161,7 +161,7 @@ class SentryBridge(SpanProcessor):
         )
         _reset_in_forked_children(self)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("flowtel.sentry")
-        spec = next(m for m in semconv.METRICS if m.name == semconv.METRIC_SENTRY_EVENTS)
+        spec = semconv.metric(semconv.METRIC_SENTRY_EVENTS)
         self._events = meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
 
     # -- sentry-sdk set-up ---------------------------------------------------------------------

@@ -183,11 +183,15 @@ class StartupOrchestrator:
         self._jitter = jitter
         self._tracer = trace.get_tracer("flowtel.startup", tracer_provider=tracer_provider)
         meter = metrics.get_meter("flowtel.startup", meter_provider=meter_provider)
+        startup, check = (
+            semconv.metric(semconv.METRIC_STARTUP_DURATION),
+            semconv.metric(semconv.METRIC_STARTUP_CHECK_DURATION),
+        )
         self._startup_hist = meter.create_histogram(
-            semconv.METRIC_STARTUP_DURATION, unit="s", description="Total startup duration."
+            startup.name, unit=startup.unit, description=startup.description
         )
         self._check_hist = meter.create_histogram(
-            semconv.METRIC_STARTUP_CHECK_DURATION, unit="s", description="Startup check duration."
+            check.name, unit=check.unit, description=check.description
         )
         self._clock = clock
         self._sleep = sleep
