@@ -16,7 +16,6 @@ re-raise it on the way out and the process exits 0. In a worker without a web se
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -35,7 +34,12 @@ from flowtel._signals import SignalBridge, SignalMode
 from flowtel._state import LifecycleState
 from flowtel._values import qualified_type_name
 from flowtel.exceptions import ConfigurationError, StartupError
-from flowtel.startup import StartupOrchestrator, StartupReport, default_orchestrator
+from flowtel.startup import (
+    StartupOrchestrator,
+    StartupReport,
+    call_sync_or_async,
+    default_orchestrator,
+)
 
 __all__ = [
     "Lifecycle",
@@ -328,12 +332,7 @@ class Lifecycle:
             deadline = asyncio.timeout(hook.timeout_s)
             try:
                 async with deadline:
-                    if inspect.iscoroutinefunction(hook.func):
-                        await hook.func()
-                    else:
-                        value = await asyncio.to_thread(hook.func)
-                        if inspect.isawaitable(value):
-                            await value
+                    await call_sync_or_async(hook.func)
             except Exception as exc:
                 if deadline.expired():
                     outcome = "timeout"

@@ -19,7 +19,6 @@ import inspect
 import logging
 import random
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,7 +31,7 @@ from flowtel import semconv
 from flowtel._graph import dependency_order
 from flowtel._scrub import REDACTED, current_scrubber
 from flowtel._state import LifecycleState
-from flowtel._values import qualified_type_name, safe_str
+from flowtel._values import exception_attributes, qualified_type_name, safe_str
 from flowtel.exceptions import ConfigurationError, StartupError
 
 __all__ = [
@@ -404,7 +403,7 @@ class StartupOrchestrator:
             deadline = asyncio.timeout(check.timeout_s)
             try:
                 async with deadline:
-                    value = await _call(check.func)
+                    value = await call_sync_or_async(check.func)
             except Exception as exc:
                 if deadline.expired():
                     message = f"timed out after {check.timeout_s}s"
@@ -498,21 +497,17 @@ def _check_attributes(check: StartupCheck, attempt: int) -> dict[str, Any]:
 
 
 def _record_failure(span: Span, outcome: CheckOutcome, exc: BaseException, message: str) -> None:
-    scrub = current_scrubber().scrub_text
+    event = exception_attributes(exc, current_scrubber(), escaped=True)  # it ended the attempt
+    event[semconv.EXCEPTION_MESSAGE] = message  # the check's own wording ("timed out after 2s")
     span.set_attribute(semconv.STARTUP_OUTCOME, outcome.value)
-    span.set_attribute(semconv.ERROR_TYPE, qualified_type_name(type(exc)))
-    span.add_event(
-        semconv.EVENT_EXCEPTION,
-        {
-            semconv.EXCEPTION_TYPE: qualified_type_name(type(exc)),
-            semconv.EXCEPTION_MESSAGE: message,
-            semconv.EXCEPTION_STACKTRACE: scrub("".join(traceback.format_exception(exc))),
-        },
-    )
+    span.set_attribute(semconv.ERROR_TYPE, event[semconv.EXCEPTION_TYPE])
+    span.add_event(semconv.EVENT_EXCEPTION, event)
     span.set_status(Status(StatusCode.ERROR, message))
 
 
-async def _call(func: CheckFunc) -> Any:
+async def call_sync_or_async(func: Callable[[], Any]) -> Any:
+    """Await ``func()``: coroutine functions on the loop, anything else in a worker thread (and
+    an awaitable it returns is awaited too). Shared by startup checks and shutdown hooks."""
     if inspect.iscoroutinefunction(func):
         return await func()
     value = await asyncio.to_thread(func)

@@ -304,6 +304,24 @@ class TestOutcomes:
         ]  # fmt: skip
         (exc_event,) = [e for e in db_span.events if e.name == semconv.EVENT_EXCEPTION]
         assert "hunter2" not in str(exc_event.attributes)
+        assert exc_event.attributes[semconv.EXCEPTION_ESCAPED] is True
+        assert exc_event.attributes[semconv.EXCEPTION_TYPE] == db_span.attributes["error.type"]
+
+    def test_a_huge_failure_records_a_bounded_stack(self, telemetry: Telemetry) -> None:
+        """The exception event's stack trace is capped like every other flowtel exception event."""
+        from flowtel._values import MAX_STACK_CHARS
+
+        def deep() -> None:
+            raise ConnectionError("db unreachable: " + "x" * 100_000)  # the stack ends with it
+
+        orch = make(telemetry)
+        orch.add(deep, name="db")
+        asyncio.run(orch.run())
+        (db_span,) = telemetry.spans(semconv.SPAN_STARTUP_CHECK)
+        (exc_event,) = [e for e in db_span.events if e.name == semconv.EVENT_EXCEPTION]
+        stack = exc_event.attributes[semconv.EXCEPTION_STACKTRACE]
+        assert "deep" in stack
+        assert len(stack) <= MAX_STACK_CHARS + 1
 
     def test_details_are_scrubbed_and_bounded(self, telemetry: Telemetry) -> None:
         """Details reach /health, so secrets are redacted by key and by shape."""
