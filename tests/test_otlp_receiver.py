@@ -282,6 +282,20 @@ class TestFaults:
         assert wire.receiver.spans() == []
         assert wire.receiver.rejected(Signal.TRACES) >= 1
 
+    def test_status_for_one_signal_leaves_the_others_alone(self, wire: Wire) -> None:
+        """fail_with(signal=...) rejects only that signal's requests and counts only those."""
+        wire.receiver.fail_with(500, times=1, signal=Signal.LOGS)
+        tracer = TracerProvider(resource=RESOURCE).get_tracer("t")
+        span = tracer.start_span("accepted")
+        span.end()
+        exporter = wire.span_exporter(timeout=2)
+        try:
+            assert exporter.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+        finally:
+            exporter.shutdown()
+        assert [s.name for s in wire.receiver.spans()] == ["accepted"]
+        assert wire.receiver.rejected(Signal.TRACES) == 0
+
     def test_delay_slows_every_answer(self, wire: Wire) -> None:
         """With delay_s set, an export takes at least that long and still succeeds."""
         wire.receiver.delay_s = 0.3

@@ -31,6 +31,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
+from flowtel._gauge import PROXY, owns
 from flowtel._values import qualified_type_name
 
 __all__ = [
@@ -137,29 +138,6 @@ _breakers: weakref.WeakSet[_Breaker] = weakref.WeakSet()
 _limiters: weakref.WeakSet[_Limiter] = weakref.WeakSet()
 
 
-def _proxy_provider() -> MeterProvider | None:
-    try:
-        from opentelemetry.metrics._internal import _PROXY_METER_PROVIDER
-    except ImportError:  # pragma: no cover - API layout changed; treat every provider as real
-        return None
-    return _PROXY_METER_PROVIDER
-
-
-def _owns(provider: MeterProvider, item: _Breaker | _Limiter) -> bool:
-    """Whether ``provider``'s gauges should report ``item``.
-
-    A gauge created through the proxy provider is forwarded to whichever real provider was set
-    first, so it reports the items that record to the current global provider.
-    """
-    target = item.meter_provider or metrics.get_meter_provider()
-    if provider is _PROXY:
-        return item.meter_provider is None or target is metrics.get_meter_provider()
-    return target is provider
-
-
-_PROXY = _proxy_provider()
-
-
 class _CallTable:
     """Call counts by (outcome, strategy, operation), read by an observable counter.
 
@@ -189,12 +167,12 @@ _provider_calls: weakref.WeakKeyDictionary[MeterProvider, _CallTable] = weakref.
 
 
 def _call_tables(provider: MeterProvider) -> list[_CallTable]:
-    """The call tables ``provider``'s observable counter reports (see :func:`_owns`)."""
+    """The call tables ``provider``'s observable counter reports (see ``_gauge.owns``)."""
     current = metrics.get_meter_provider()
     tables = []
-    if provider is _PROXY or provider is current:
+    if provider is PROXY or provider is current:
         tables.append(_global_calls)
-    own = _provider_calls.get(current if provider is _PROXY else provider)
+    own = _provider_calls.get(current if provider is PROXY else provider)
     if own is not None:
         tables.append(own)
     return tables
@@ -236,7 +214,7 @@ def _create(provider: MeterProvider) -> _Instruments:
 
     def breaker_states(_: CallbackOptions) -> Iterable[Observation]:
         for b in list(_breakers):
-            if _owns(provider, b):
+            if owns(provider, b.meter_provider):
                 for state, value in b._gauge_states():
                     yield Observation(
                         value, {semconv.RESILIENCE_NAME: b.name, semconv.CIRCUIT_STATE: state}
@@ -245,7 +223,7 @@ def _create(provider: MeterProvider) -> _Instruments:
     def breaker_rate(index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
             for b in list(_breakers):
-                rate = b._gauge_rates()[index] if _owns(provider, b) else None
+                rate = b._gauge_rates()[index] if owns(provider, b.meter_provider) else None
                 if rate is not None:
                     yield Observation(rate, {semconv.RESILIENCE_NAME: b.name})
 
@@ -254,7 +232,7 @@ def _create(provider: MeterProvider) -> _Instruments:
     def limiter_value(index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(_: CallbackOptions) -> Iterable[Observation]:
             for lim in list(_limiters):
-                if _owns(provider, lim):
+                if owns(provider, lim.meter_provider):
                     yield Observation(
                         lim._gauge_permits()[index], {semconv.RESILIENCE_NAME: lim.name}
                     )

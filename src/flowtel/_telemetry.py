@@ -438,11 +438,12 @@ def _install_globals(telemetry: Telemetry) -> None:
     trace_api.set_tracer_provider(telemetry.tracer_provider)
     metrics_api.set_meter_provider(telemetry.meter_provider)
     logs_api.set_logger_provider(telemetry.logger_provider)
-    # Breakers and limiters created earlier report their gauges through the new provider too
-    # (none exist unless flowtel.resilience was imported).
-    resilience_telemetry = sys.modules.get("flowtel._resilience_telemetry")
-    if resilience_telemetry is not None:
-        resilience_telemetry.bind_global_provider()
+    # Breakers, limiters, lifecycles and readiness monitors created earlier report their gauges
+    # through the new provider too (neither module is loaded unless those features were used).
+    for module_name in ("flowtel._resilience_telemetry", "flowtel._gauge"):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            module.bind_global_provider()
 
     _install_propagators(telemetry.settings.propagators)
 

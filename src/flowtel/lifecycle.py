@@ -25,10 +25,11 @@ from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
 from flowtel import semconv
+from flowtel._gauge import SharedGauge
 from flowtel._graph import dependency_order
 from flowtel._signals import SignalBridge, SignalMode
 from flowtel._state import LifecycleState
@@ -125,7 +126,6 @@ class Lifecycle:
         self._clock = clock
         self._state = LifecycleState.STARTING
         self._hooks: dict[str, ShutdownHook] = {}
-        self._gauge_created = False
         self._startup_task: asyncio.Task[StartupReport] | None = None
         self._shutdown_span: Span | None = None
         self._shutdown_t0 = 0.0
@@ -222,7 +222,7 @@ class Lifecycle:
         if self._requested and self._startup_task is None:
             raise StartupError("shutdown was requested before startup began")
         self.hook_order()
-        self._ensure_gauge()
+        _STATE_GAUGE.add(self, self._meter_provider)
         if self._startup_task is None:
             self._startup_task = asyncio.ensure_future(self.orchestrator.run())
         try:
@@ -401,17 +401,7 @@ class Lifecycle:
                 {semconv.LIFECYCLE_FROM: current.value, semconv.LIFECYCLE_TO: to.value},
             )
 
-    def _ensure_gauge(self) -> None:
-        if self._gauge_created:
-            return
-        self._gauge_created = True
-        meter = metrics.get_meter("flowtel.lifecycle", meter_provider=self._meter_provider)
-        spec = semconv.metric(semconv.METRIC_LIFECYCLE_STATE)
-        meter.create_observable_gauge(
-            spec.name, callbacks=[self._observe_state], unit=spec.unit, description=spec.description
-        )
-
-    def _observe_state(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _state_observations(self) -> Iterable[Observation]:
         current = self._state
         return [
             Observation(1 if state is current else 0, {semconv.LIFECYCLE_STATE: state.value})
@@ -442,6 +432,9 @@ def _flush_telemetry(timeout_s: float) -> bool:
     return ok
 
 
+_STATE_GAUGE: SharedGauge[Lifecycle] = SharedGauge(
+    "flowtel.lifecycle", semconv.METRIC_LIFECYCLE_STATE, Lifecycle._state_observations
+)
 _default = Lifecycle()
 
 

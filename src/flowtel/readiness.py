@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import Observation
 
 from flowtel import semconv
+from flowtel._gauge import SharedGauge
 from flowtel._scrub import current_scrubber
 from flowtel._values import safe_str
 from flowtel.exceptions import ConfigurationError
@@ -97,7 +98,6 @@ class ReadinessMonitor:
         self._busy: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._meter_provider = meter_provider
-        self._gauge_created = False
         self._clock = clock
 
     @property
@@ -151,7 +151,7 @@ class ReadinessMonitor:
         """Start one background loop per check; the first run happens at once."""
         if self._tasks:
             return
-        self._ensure_gauge()
+        _STATUS_GAUGE.add(self, self._meter_provider)
         self._tasks = [asyncio.ensure_future(self._loop(c)) for c in self._checks.values()]
 
     async def stop(self) -> None:
@@ -209,17 +209,7 @@ class ReadinessMonitor:
                 _log.exception("readiness loop for %r", check.name)
             await asyncio.sleep(check.interval_s)
 
-    def _ensure_gauge(self) -> None:
-        if self._gauge_created:
-            return
-        self._gauge_created = True
-        meter = metrics.get_meter("flowtel.readiness", meter_provider=self._meter_provider)
-        spec = semconv.metric(semconv.METRIC_READINESS_CHECK_STATUS)
-        meter.create_observable_gauge(
-            spec.name, callbacks=[self._observe], unit=spec.unit, description=spec.description
-        )
-
-    def _observe(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _observations(self) -> Iterable[Observation]:
         return [
             Observation(1 if s.ok else 0, {semconv.READINESS_CHECK: name})
             for name, s in list(self._status.items())
@@ -227,6 +217,9 @@ class ReadinessMonitor:
         ]
 
 
+_STATUS_GAUGE: SharedGauge[ReadinessMonitor] = SharedGauge(
+    "flowtel.readiness", semconv.METRIC_READINESS_CHECK_STATUS, ReadinessMonitor._observations
+)
 _default = ReadinessMonitor()
 _lock = threading.Lock()
 

@@ -209,6 +209,7 @@ class _Fault:
     http_status: int = 200
     grpc_code: grpc.StatusCode = grpc.StatusCode.OK
     headers: dict[str, str] = field(default_factory=dict)
+    signal: Signal | None = None  # None: every signal
 
 
 class _Verdict(NamedTuple):
@@ -284,18 +285,22 @@ class OtlpReceiver:
         status: int | grpc.StatusCode,
         times: int | None = None,
         headers: Mapping[str, str] | None = None,
+        signal: Signal | None = None,
     ) -> None:
         """Answer the next ``times`` requests with an HTTP status or a gRPC code (None: forever).
 
         An HTTP status given to the gRPC receiver is mapped to the closest gRPC code (500 ->
         INTERNAL, 413/429 -> RESOURCE_EXHAUSTED, 503 -> UNAVAILABLE) and vice versa 500.
+        With ``signal``, only requests of that signal fail (and count against ``times``).
         """
         if isinstance(status, grpc.StatusCode):
             code, http_status = status, 500
         else:
             code, http_status = _HTTP_TO_GRPC.get(status, grpc.StatusCode.UNKNOWN), status
         with self._cond:
-            self._fault = _Fault(FaultKind.STATUS, times, http_status, code, dict(headers or {}))
+            self._fault = _Fault(
+                FaultKind.STATUS, times, http_status, code, dict(headers or {}), signal
+            )
 
     @property
     def delay_s(self) -> float:
@@ -312,7 +317,7 @@ class OtlpReceiver:
         with self._cond:
             self._attempts[signal] += 1
             fault = self._fault
-            if fault.kind is FaultKind.NORMAL:
+            if fault.kind is FaultKind.NORMAL or fault.signal not in (None, signal):
                 self._cond.notify_all()
                 return None
             if fault.remaining is not None:
