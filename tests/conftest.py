@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+import flowtel
 from tests.support.otlp_receiver import (
     BlackHoleServer,
     OtlpGrpcReceiver,
@@ -15,6 +18,25 @@ from tests.support.otlp_receiver import (
 )
 
 pytest_plugins = ["pytester"]  # tests/testing runs users' test files against flowtel.testing
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., flowtel.Telemetry]]:
+    """Factory: ``configure_telemetry(force=True, **options)`` with a clean OTEL_*/FLOWTEL_*
+    environment and the log bridge off unless asked for; every handle is shut down afterwards."""
+    for key in list(os.environ):
+        if key.startswith(("OTEL_", "FLOWTEL_")):
+            monkeypatch.delenv(key)
+    made: list[flowtel.Telemetry] = []
+
+    def make(**options: Any) -> flowtel.Telemetry:
+        options = {"service_name": "tests", "logging": False, **options}
+        made.append(flowtel.configure_telemetry(force=True, **options))
+        return made[-1]
+
+    yield make
+    for telemetry in made:
+        telemetry.shutdown(timeout_s=1.0)
 
 
 @pytest.fixture(scope="session")

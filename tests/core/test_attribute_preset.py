@@ -7,7 +7,7 @@ off so that processor sees them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,26 +34,15 @@ class StartReader(SpanProcessor):
 
 
 @pytest.fixture
-def configure() -> Iterator[Any]:
-    made: list[flowtel.Telemetry] = []
+def configure(configure: Callable[..., flowtel.Telemetry]) -> Callable[..., InMemorySpanExporter]:
+    """The shared factory, exporting to a fresh in-memory exporter per configuration."""
 
     def make(**options: Any) -> InMemorySpanExporter:
         exporter = InMemorySpanExporter()
-        made.append(
-            flowtel.configure_telemetry(
-                service_name="preset",
-                exporter="none",
-                span_exporters=[exporter],
-                logging=False,
-                force=True,
-                **options,
-            )
-        )
+        configure(service_name="preset", exporter="none", span_exporters=[exporter], **options)
         return exporter
 
-    yield make
-    for telemetry in made:
-        telemetry.shutdown()
+    return make
 
 
 def _site(fn: Any) -> Any:

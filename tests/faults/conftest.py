@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-import flowtel
 from flowtel._batch_processor import BoundedBatchSpanProcessor
 from flowtel._export_guard import ExportGuard
 
@@ -83,23 +81,3 @@ def make_pipeline() -> Iterator[Callable[..., Pipeline]]:
     yield make
     for pipeline in built:
         pipeline.provider.shutdown()
-
-
-@pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., flowtel.Telemetry]]:
-    """configure_telemetry(force=True) with a clean OTEL_* environment; shut down afterwards."""
-    for key in list(os.environ):
-        if key.startswith(("OTEL_", "FLOWTEL_")):
-            monkeypatch.delenv(key)
-    handles: list[flowtel.Telemetry] = []
-
-    def make(**kwargs: object) -> flowtel.Telemetry:
-        options: dict[str, object] = {"service_name": "fault-app", "logging": False}
-        options.update(kwargs)
-        telemetry = flowtel.configure_telemetry(force=True, **options)  # type: ignore[arg-type]
-        handles.append(telemetry)
-        return telemetry
-
-    yield make
-    for telemetry in handles:
-        telemetry.shutdown(timeout_s=1.0)

@@ -8,10 +8,9 @@ provider must move to a newly configured one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -43,28 +42,6 @@ async def _run_once(monitor: ReadinessMonitor) -> None:
     await monitor.stop()
 
 
-@pytest.fixture
-def configured() -> Iterator[Any]:
-    made: list[flowtel.Telemetry] = []
-
-    def configure() -> InMemoryMetricReader:
-        reader = InMemoryMetricReader()
-        made.append(
-            flowtel.configure_telemetry(
-                service_name="gauges",
-                exporter="none",
-                metric_readers=[reader],
-                logging=False,
-                force=True,
-            )
-        )
-        return reader
-
-    yield configure
-    for telemetry in made:
-        telemetry.shutdown()
-
-
 def test_two_readiness_monitors_on_one_provider_both_report() -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
@@ -83,13 +60,16 @@ def test_two_readiness_monitors_on_one_provider_both_report() -> None:
     provider.shutdown()
 
 
-def test_a_monitor_following_the_global_provider_moves_with_it(configured: Any) -> None:
+def test_a_monitor_following_the_global_provider_moves_with_it(
+    configure: Callable[..., flowtel.Telemetry],
+) -> None:
     """Started under one configuration, reported by the next one too (configure force=True)."""
-    first = configured()
+    first, second = InMemoryMetricReader(), InMemoryMetricReader()
+    configure(exporter="none", metric_readers=[first])
     monitor = ReadinessMonitor()
     monitor.add(lambda: True, name="database", interval_s=60)
     asyncio.run(_run_once(monitor))
     assert _points(first, semconv.METRIC_READINESS_CHECK_STATUS)
-    second = configured()
+    configure(exporter="none", metric_readers=[second])
     points = _points(second, semconv.METRIC_READINESS_CHECK_STATUS)
     assert {p[semconv.READINESS_CHECK] for p in points} >= {"database"}

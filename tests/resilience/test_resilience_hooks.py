@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flowtel.resilience import CircuitBreaker, CountWindow, VirtualClock, rate_limit, retry
@@ -57,27 +59,24 @@ def test_retry_after_that_raises_falls_back_to_backoff() -> None:
 @pytest.mark.parametrize("bad", [_boom, lambda e: Unboolable()])
 def test_breaker_record_and_ignore_that_raise_read_as_no(bad: object) -> None:
     """record raising: not a failure; ignore raising: not ignored. The error still propagates."""
-    breaker = CircuitBreaker(
-        "recording",
-        failure_rate_threshold=0.5,
-        window=CountWindow(4),
-        minimum_calls=4,
-        record=bad,  # type: ignore[arg-type]
-        clock=VirtualClock(),
-    )
-    for _ in range(8):
-        with pytest.raises(ValueError), breaker:
-            raise ValueError("bad input")
-    assert breaker.state.name == "CLOSED"  # nothing was recorded as a failure
 
-    ignoring = CircuitBreaker(
-        "ignoring",
-        failure_rate_threshold=0.5,
-        window=CountWindow(4),
-        minimum_calls=4,
-        ignore=bad,  # type: ignore[arg-type]
-        clock=VirtualClock(),
-    )
+    def breaker(name: str, **matcher: Any) -> CircuitBreaker:
+        return CircuitBreaker(
+            name,
+            failure_rate_threshold=0.5,
+            window=CountWindow(4),
+            minimum_calls=4,
+            clock=VirtualClock(),
+            **matcher,
+        )
+
+    recording = breaker("recording", record=bad)
+    for _ in range(8):
+        with pytest.raises(ValueError), recording:
+            raise ValueError("bad input")
+    assert recording.state.name == "CLOSED"  # nothing was recorded as a failure
+
+    ignoring = breaker("ignoring", ignore=bad)
     for _ in range(4):
         with pytest.raises(ValueError), ignoring:
             raise ValueError("bad input")
