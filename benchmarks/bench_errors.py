@@ -32,8 +32,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Status, StatusCode
 
 from flowtel import semconv
-from flowtel._sampling import RatioSampler  # the sampler configure_telemetry() installs
 from flowtel.errors import ErrorRateProcessor
+from flowtel.tracing._sampler import RatioSampler  # the sampler configure_telemetry() installs
 
 KEYS = 100
 

@@ -24,10 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from flowtel.fastapi import instrument_fastapi
-from flowtel.lifecycle import Lifecycle
-from flowtel.probes import add_k8s_probes
-from flowtel.readiness import ReadinessMonitor
-from flowtel.startup import StartupOrchestrator
+from flowtel.lifecycle import Lifecycle, ReadinessMonitor, StartupOrchestrator, add_k8s_probes
 
 N = 3_000
 REPEATS = 5

@@ -25,7 +25,7 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.trace import TracerProvider
 
-from flowtel.logging import OTelLogHandler
+from flowtel.logs import OTelLogHandler
 
 N = 5_000
 REPEATS = 5

@@ -40,8 +40,8 @@ from tests.support.otlp_receiver import (  # noqa: E402
     refused_endpoint,
 )
 
-from flowtel._batch_processor import BoundedBatchSpanProcessor  # noqa: E402
-from flowtel._export_guard import ExportGuard  # noqa: E402
+from flowtel._export._batch import BoundedBatchSpanProcessor  # noqa: E402
+from flowtel._export._guard import ExportGuard  # noqa: E402
 
 RAW_CHILD = """
 from opentelemetry.sdk.trace import TracerProvider

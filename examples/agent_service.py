@@ -19,11 +19,13 @@ from fastapi import FastAPI, HTTPException
 
 import flowtel
 from flowtel.fastapi import instrument_fastapi
-from flowtel.lifecycle import register_shutdown_hook
-from flowtel.probes import add_k8s_probes
-from flowtel.readiness import register_readiness_check
+from flowtel.lifecycle import (
+    add_k8s_probes,
+    register_readiness_check,
+    register_shutdown_hook,
+    register_startup_check,
+)
 from flowtel.resilience import CircuitOpenError, circuit_breaker, retry, timeout
-from flowtel.startup import register_startup_check
 
 telemetry = flowtel.configure_telemetry(service_name="agent-service")
 

@@ -100,6 +100,6 @@ def refused() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     """Load flowtel's own pytest plugin when the installed metadata predates its entry point."""
     if not config.pluginmanager.has_plugin("flowtel"):
-        import flowtel.testing
+        import flowtel.testing._plugin
 
         config.pluginmanager.register(flowtel.testing, "flowtel")

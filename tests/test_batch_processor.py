@@ -14,12 +14,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
-from flowtel._batch_processor import (
+from flowtel._export._batch import (
     BoundedBatchLogRecordProcessor,
     BoundedBatchSpanProcessor,
     queued,
 )
-from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
 from flowtel.exceptions import ConfigurationError
 from tests.support.otlp_receiver import OtlpGrpcReceiver
 from tests.support.sinks import GateExporter, end_spans, provider_with

@@ -12,10 +12,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from flowtel import semconv
-from flowtel._batch_processor import (
+from flowtel._export._batch import (
     BoundedBatchSpanProcessor,
 )
-from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
 from tests.support.otlp_receiver import BlackHoleServer
 from tests.support.sinks import end_spans, provider_with
 

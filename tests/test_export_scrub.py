@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from flowtel import _scrub
-from flowtel._export_scrub import scrub_log_records, scrub_span, scrub_spans
-from flowtel._scrub import REDACTED, Scrubber
+from flowtel._core import _scrub as _scrub
+from flowtel._core._scrub import REDACTED, Scrubber
+from flowtel._export._scrub import scrub_log_records, scrub_span, scrub_spans
 
 
 @pytest.fixture

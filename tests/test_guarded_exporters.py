@@ -7,8 +7,8 @@ import time
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
-from flowtel._guarded_exporters import GuardedSpanExporter
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._export._guarded import GuardedSpanExporter
 from tests.support.sinks import GateExporter
 
 TRACES = TelemetrySignal.TRACES

@@ -7,21 +7,27 @@ OpenTelemetry is imported here; the other public names load on first use (PEP 56
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
-from flowtel._telemetry import Telemetry, configure_telemetry
+from flowtel._configure import configure_telemetry
+from flowtel._core._telemetry import Telemetry
 from flowtel.exceptions import ConfigurationError, FlowtelError, StartupError
 from flowtel.tracing import span, traced
 
 if TYPE_CHECKING:
     from flowtel.errors import ErrorStats, get_error_stats, record_error
     from flowtel.fastapi import instrument_fastapi
-    from flowtel.lifecycle import LifecycleState, managed_lifecycle, register_shutdown_hook
-    from flowtel.logging import current_span_id, current_trace_id
-    from flowtel.probes import add_k8s_probes
-    from flowtel.readiness import register_readiness_check
-    from flowtel.startup import StartupOrchestrator, register_startup_check, startup_report
+    from flowtel.lifecycle import (
+        LifecycleState,
+        StartupOrchestrator,
+        add_k8s_probes,
+        managed_lifecycle,
+        register_readiness_check,
+        register_shutdown_hook,
+        register_startup_check,
+        startup_report,
+    )
+    from flowtel.logs import current_span_id, current_trace_id
 
 __all__ = [
     "ConfigurationError",
@@ -47,29 +53,36 @@ __all__ = [
     "traced",
 ]
 
-_LAZY: dict[str, str] = {
-    "ErrorStats": "flowtel.errors",
-    "get_error_stats": "flowtel.errors",
-    "record_error": "flowtel.errors",
-    "instrument_fastapi": "flowtel.fastapi",
-    "LifecycleState": "flowtel.lifecycle",
-    "managed_lifecycle": "flowtel.lifecycle",
-    "register_shutdown_hook": "flowtel.lifecycle",
-    "add_k8s_probes": "flowtel.probes",
-    "current_span_id": "flowtel.logging",
-    "current_trace_id": "flowtel.logging",
-    "register_readiness_check": "flowtel.readiness",
-    "StartupOrchestrator": "flowtel.startup",
-    "register_startup_check": "flowtel.startup",
-    "startup_report": "flowtel.startup",
-}
+_ERRORS = frozenset({"ErrorStats", "get_error_stats", "record_error"})
+_LIFECYCLE = frozenset(
+    {
+        "LifecycleState",
+        "StartupOrchestrator",
+        "add_k8s_probes",
+        "managed_lifecycle",
+        "register_readiness_check",
+        "register_shutdown_hook",
+        "register_startup_check",
+        "startup_report",
+    }
+)
+_LOGS = frozenset({"current_span_id", "current_trace_id"})
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    # The features load on first use (PEP 562): ``import flowtel`` stays cheap.
+    module: Any
+    if name in _ERRORS:
+        from flowtel import errors as module
+    elif name in _LIFECYCLE:
+        from flowtel import lifecycle as module
+    elif name in _LOGS:
+        from flowtel import logs as module
+    elif name == "instrument_fastapi":
+        from flowtel import fastapi as module
+    else:
         raise AttributeError(f"module 'flowtel' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -20,7 +20,7 @@ from opentelemetry import metrics, trace
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError
-from flowtel.probes import probe_paths
+from flowtel.lifecycle import probe_paths
 
 __all__ = ["instrument_fastapi"]
 

@@ -17,7 +17,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import flowtel
-from flowtel import _provider, semconv
+from flowtel import semconv
+from flowtel.tracing import _provider as _provider
 
 
 class StartReader(SpanProcessor):
@@ -109,7 +110,7 @@ def test_a_processor_reading_attributes_at_start_turns_it_off(configure: Any) ->
     charge()
     assert _site(charge).preset is not None
     late = StartReader()
-    flowtel_provider = flowtel.configure_telemetry.__globals__["_current"].tracer_provider
+    flowtel_provider = flowtel.configure_telemetry.__globals__["HUB"].current.tracer_provider
     flowtel_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))  # blind
     charge()
     assert _site(charge).preset is not None

@@ -255,15 +255,19 @@ class TestIdempotence:
         """force=True installs new providers as the OTel globals; spans go to the new one."""
         a, b = InMemorySpanExporter(), InMemorySpanExporter()
         first = flowtel.configure_telemetry(exporter="none", span_exporters=[a], force=True)
+        early = trace.get_tracer("bound-before-the-swap")
         second = flowtel.configure_telemetry(exporter="none", span_exporters=[b], force=True)
         assert second is not first
-        assert trace.get_tracer_provider() is second.tracer_provider
+        global_provider = trace.get_tracer_provider()
+        assert getattr(global_provider, "target", None) is second.tracer_provider
         with trace.get_tracer("x").start_as_current_span("raw"):
             pass
+        with early.start_as_current_span("early"):
+            pass  # a tracer obtained before the swap follows it
         with flowtel.span("ours"):
             pass
         assert a.get_finished_spans() == ()
-        assert [s.name for s in b.get_finished_spans()] == ["raw", "ours"]
+        assert [s.name for s in b.get_finished_spans()] == ["raw", "early", "ours"]
         second.shutdown()
 
     def test_shutdown_is_idempotent_and_bounded(self) -> None:
@@ -316,10 +320,10 @@ class TestDocs:
 
 def test_otlp_headers_never_appear_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings end up in logs and tracebacks: header values (credentials) are redacted."""
-    from flowtel import _config
+    from flowtel._core import _settings as _config
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t-token")
-    settings = _config.resolve(service_name="repr", exporter="otlp")
+    settings = _config.resolve(_config.Options(service_name="repr", exporter="otlp"))
     assert settings.otlp["traces"].headers["authorization"] == "Bearer s3cr3t-token"
     for text in (repr(settings), repr(settings.otlp["traces"]), str(settings)):
         assert "s3cr3t" not in text

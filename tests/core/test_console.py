@@ -7,7 +7,7 @@ import io
 import pytest
 
 import flowtel
-from flowtel._console import ConsoleSpanProcessor
+from flowtel._export._console import ConsoleSpanProcessor
 
 
 class TestConsoleOutput:

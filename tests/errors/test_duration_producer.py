@@ -24,8 +24,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Status, StatusCode
 
-from flowtel import _metric_producer, semconv
+from flowtel import semconv
 from flowtel.errors import ErrorRateProcessor
+from flowtel.errors import _producer as _metric_producer
 from flowtel.semconv import DURATION_BUCKETS_S
 
 # Durations on and around bucket boundaries: OTel buckets are upper-inclusive.
@@ -249,7 +250,7 @@ def test_a_failing_producer_does_not_cost_the_other_metrics(
     assert _metric_producer.register(reader, Broken(), Resource.get_empty())
     counter = mp.get_meter("m").create_counter("kept")
     counter.add(2)
-    with caplog.at_level(logging.ERROR, logger="flowtel._metric_producer"):
+    with caplog.at_level(logging.ERROR, logger="flowtel.errors._producer"):
         for _ in range(3):
             data = reader.get_metrics_data()
             assert data is not None

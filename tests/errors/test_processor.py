@@ -219,7 +219,7 @@ class TestCardinality:
 
     def test_queue_is_bounded_between_batches(self, tracer_provider: TracerProvider) -> None:
         """At most one batch waits uncounted; a query always counts what waits first."""
-        from flowtel import errors as errors_module
+        from flowtel.errors import _processor as errors_module
 
         processor = ErrorRateProcessor()
         tracer_provider.add_span_processor(processor)
@@ -328,7 +328,7 @@ def test_forked_child_counts_and_answers_while_parent_held_the_lock(
 def test_public_property_path_counts_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """On an SDK whose ReadableSpan layout differs from the probe's, on_end reads the public
     properties instead of the fields; the counts are the same either way."""
-    from flowtel import errors as errors_module
+    from flowtel.errors import _processor as errors_module
 
     assert errors_module._DIRECT_READS  # this SDK: the fast path is in use
     results = []

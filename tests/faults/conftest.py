@@ -18,8 +18,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from flowtel._batch_processor import BoundedBatchSpanProcessor
-from flowtel._export_guard import ExportGuard
+from flowtel._export._batch import BoundedBatchSpanProcessor
+from flowtel._export._guard import ExportGuard
 
 OTLP_TIMEOUT_S = 10.0
 """The OTLP exporters' default per-export timeout: raw OTel waits this long per batch."""

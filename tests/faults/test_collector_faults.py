@@ -17,9 +17,9 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-from flowtel._batch_processor import BoundedBatchLogRecordProcessor
-from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
-from flowtel._guarded_exporters import GuardedMetricExporter
+from flowtel._export._batch import BoundedBatchLogRecordProcessor
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._export._guarded import GuardedMetricExporter
 from tests.faults.conftest import Pipeline, span_exporter
 from tests.support.otlp_receiver import (
     BlackHoleServer,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import flowtel
-from flowtel._export_guard import LossReason, TelemetrySignal
+from flowtel._export._guard import LossReason, TelemetrySignal
 from tests.support.otlp_receiver import BlackHoleServer, OtlpGrpcReceiver, OtlpHttpReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,11 +132,11 @@ class TestAttributeValues:
 CHILD_PRELUDE = """
 import atexit, os, sys, time
 import flowtel
-from flowtel._export_guard import TelemetrySignal
+from flowtel._export._guard import TelemetrySignal
 
 @atexit.register  # registered before configure_telemetry, so it runs after flowtel's hook
 def report():
-    guard = flowtel._telemetry.current().export_guard
+    guard = flowtel._core._telemetry.current().export_guard
     print("dropped", guard.dropped(TelemetrySignal.TRACES), flush=True)
 
 telemetry = flowtel.configure_telemetry(

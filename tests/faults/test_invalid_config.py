@@ -43,7 +43,7 @@ class TestEveryOption:
         good = flowtel.configure_telemetry(force=True, exporter="none", logging=False)
         with pytest.raises(flowtel.ConfigurationError):
             flowtel.configure_telemetry(force=True, shutdown_timeout_s=_Nonsense())  # type: ignore[arg-type]
-        assert flowtel._telemetry.current() is good
+        assert flowtel._core._telemetry.current() is good
 
         @flowtel.traced
         def still_works() -> int:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from flowtel._batch_processor import queued
-from flowtel._export_guard import LossReason, TelemetrySignal
+from flowtel._export._batch import queued
+from flowtel._export._guard import LossReason, TelemetrySignal
 from tests.faults.conftest import Pipeline, span_exporter
 from tests.support.otlp_receiver import OtlpGrpcReceiver
 

@@ -174,7 +174,7 @@ class TestScrubberComplexity:
         """Long unbroken tokens do not make scrubbing quadratic (it holds the GIL while it runs)."""
         import time
 
-        from flowtel._scrub import Scrubber
+        from flowtel._core._scrub import Scrubber
 
         scrubber = Scrubber()
 

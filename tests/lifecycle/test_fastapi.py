@@ -6,10 +6,13 @@ from fastapi import FastAPI, HTTPException
 
 from flowtel import semconv
 from flowtel.fastapi import instrument_fastapi
-from flowtel.lifecycle import Lifecycle
-from flowtel.probes import ProbePaths, add_k8s_probes
-from flowtel.readiness import ReadinessMonitor
-from flowtel.startup import StartupOrchestrator
+from flowtel.lifecycle import (
+    Lifecycle,
+    ProbePaths,
+    ReadinessMonitor,
+    StartupOrchestrator,
+    add_k8s_probes,
+)
 
 from ._server import poll_status, running_server
 from .conftest import Telemetry
@@ -80,8 +83,7 @@ class TestLazyImports:
         import sys
 
         code = (
-            "import sys, flowtel.fastapi, flowtel.probes, flowtel.lifecycle, flowtel.startup, "
-            "flowtel.readiness; print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', "
+            "import sys, flowtel.fastapi, flowtel.lifecycle; print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', "
             "'opentelemetry.instrumentation.fastapi') if m in sys.modules))"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import flowtel
 from flowtel import semconv
-from flowtel.readiness import ReadinessMonitor
+from flowtel.lifecycle import ReadinessMonitor
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> list[dict[str, Any]]:

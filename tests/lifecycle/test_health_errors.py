@@ -6,10 +6,7 @@ from fastapi import FastAPI, HTTPException
 
 import flowtel
 from flowtel.fastapi import instrument_fastapi
-from flowtel.lifecycle import Lifecycle
-from flowtel.probes import add_k8s_probes
-from flowtel.readiness import ReadinessMonitor
-from flowtel.startup import StartupOrchestrator
+from flowtel.lifecycle import Lifecycle, ReadinessMonitor, StartupOrchestrator, add_k8s_probes
 
 from ._server import poll_status, running_server
 

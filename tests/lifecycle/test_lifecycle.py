@@ -9,8 +9,7 @@ import pytest
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError, StartupError
-from flowtel.lifecycle import Lifecycle, LifecycleState, managed_lifecycle
-from flowtel.startup import StartupOrchestrator
+from flowtel.lifecycle import Lifecycle, LifecycleState, StartupOrchestrator, managed_lifecycle
 
 from .conftest import Telemetry
 
@@ -88,7 +87,7 @@ class TestShutdownHooks:
 
         asyncio.run(main())
         assert ran == ["last"]
-        assert flushed == [5.0]
+        assert flushed == [lc.flush_timeout_s]
         outcomes = {
             s.attributes[semconv.SHUTDOWN_HOOK]: s.attributes[semconv.SHUTDOWN_OUTCOME]
             for s in telemetry.spans(semconv.SPAN_SHUTDOWN_HOOK)
@@ -231,7 +230,7 @@ class TestUvicornContract:
         """The bound Server.handle_exit uvicorn installs is found (canary for uvicorn upgrades)."""
         import uvicorn
 
-        from flowtel._signals import uvicorn_server
+        from flowtel.lifecycle._signals import uvicorn_server
 
         server = uvicorn.Server(uvicorn.Config(app=lambda *a: None))
         assert uvicorn_server(server.handle_exit) is server
@@ -242,18 +241,23 @@ class TestUvicornContract:
 
 
 class TestConfigureTelemetryWiring:
-    def test_install_applies_settings_to_the_process_wide_lifecycle(self) -> None:
-        """install(telemetry) sets drain_s and the flush bound from the core's settings."""
+    def test_the_lifecycle_follows_the_configured_settings(self) -> None:
+        """drain_s and the flush bound come from configure_telemetry(), whatever the order of
+        configuration and import; a value set on the lifecycle wins."""
         from flowtel import configure_telemetry
-        from flowtel.lifecycle import default_lifecycle, install
+        from flowtel.lifecycle import Lifecycle, default_lifecycle
 
-        telemetry = configure_telemetry(exporter="none", shutdown_timeout_s=3.0, force=True)
-        lc = default_lifecycle()
-        before = (lc.drain_s, lc.flush_timeout_s)
+        telemetry = configure_telemetry(
+            exporter="none", shutdown_timeout_s=2.5, drain_s=1.5, force=True
+        )
         try:
-            install(telemetry)
-            assert lc.flush_timeout_s == 3.0
-            assert lc.drain_s == getattr(telemetry.settings, "drain_s", before[0])
+            lc = default_lifecycle()
+            assert (lc.drain_s, lc.flush_timeout_s) == (1.5, 2.5)
+            own = Lifecycle(drain_s=0.25, flush_timeout_s=4.0)
+            assert (own.drain_s, own.flush_timeout_s) == (0.25, 4.0)
+            again = configure_telemetry(exporter="none", drain_s=7.0, force=True)
+            assert lc.drain_s == 7.0
+            assert own.drain_s == 0.25
+            telemetry = again
         finally:
-            lc.drain_s, lc.flush_timeout_s = before
             telemetry.shutdown()

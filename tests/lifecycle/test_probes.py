@@ -12,10 +12,14 @@ from fastapi import FastAPI
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError
-from flowtel.lifecycle import Lifecycle
-from flowtel.probes import ProbePaths, add_k8s_probes, probe_paths
-from flowtel.readiness import ReadinessMonitor
-from flowtel.startup import StartupOrchestrator
+from flowtel.lifecycle import (
+    Lifecycle,
+    ProbePaths,
+    ReadinessMonitor,
+    StartupOrchestrator,
+    add_k8s_probes,
+    probe_paths,
+)
 
 from ._server import poll_status, running_server, wait_until
 from .conftest import Telemetry

@@ -11,8 +11,7 @@ import pytest
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError, StartupError
-from flowtel.lifecycle import LifecycleState
-from flowtel.startup import CheckOutcome, StartupOrchestrator
+from flowtel.lifecycle import CheckOutcome, LifecycleState, StartupOrchestrator
 
 from .conftest import Telemetry
 
@@ -309,7 +308,7 @@ class TestOutcomes:
 
     def test_a_huge_failure_records_a_bounded_stack(self, telemetry: Telemetry) -> None:
         """The exception event's stack trace is capped like every other flowtel exception event."""
-        from flowtel._values import MAX_STACK_CHARS
+        from flowtel._core._values import MAX_STACK_CHARS
 
         def deep() -> None:
             raise ConnectionError("db unreachable: " + "x" * 100_000)  # the stack ends with it

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import flowtel
-from flowtel.logging import uninstrument_logging
+from flowtel.logs import uninstrument_logging
 from flowtel.testing import TelemetryCapture
 
 SERVICE = "logs-test"

@@ -15,9 +15,9 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 import flowtel
 from flowtel import semconv
-from flowtel._scrub import REDACTED
+from flowtel._core._scrub import REDACTED
 from flowtel.exceptions import ConfigurationError
-from flowtel.logging import (
+from flowtel.logs import (
     ConsoleFormatter,
     JsonFormatter,
     OTelLogHandler,

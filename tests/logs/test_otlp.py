@@ -11,7 +11,7 @@ import pytest
 
 import flowtel
 from flowtel import semconv
-from flowtel._scrub import REDACTED
+from flowtel._core._scrub import REDACTED
 from tests.logs.conftest import SERVICE
 from tests.support.otlp_receiver import BlackHoleServer, OtlpReceiver, ReceivedLog, Signal
 

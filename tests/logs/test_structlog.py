@@ -10,8 +10,8 @@ import pytest
 import structlog
 
 from flowtel import semconv
-from flowtel._scrub import REDACTED
-from flowtel.logging import add_trace_context, current_span_id, current_trace_id
+from flowtel._core._scrub import REDACTED
+from flowtel.logs import add_trace_context, current_span_id, current_trace_id
 from tests.logs.conftest import Piped
 
 

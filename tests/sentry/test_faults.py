@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Tracer
 
 import flowtel
-from flowtel._scrub import Scrubber, current_scrubber, set_scrubber
+from flowtel._core._scrub import Scrubber, current_scrubber, set_scrubber
 from tests.sentry.conftest import BridgeRig, MakeRig
 from tests.support.sentry_server import SentryServer, refused_port
 

@@ -24,7 +24,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 class TestLazyImport:
     def test_importing_flowtel_and_the_bridge_module_does_not_import_sentry_sdk(self) -> None:
-        """`import flowtel.sentry` alone leaves sentry_sdk out of sys.modules."""
+        """`import flowtel.sentry._bridge` alone leaves sentry_sdk out of sys.modules."""
         result = run_python(
             """
             import sys

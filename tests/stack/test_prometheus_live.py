@@ -40,12 +40,10 @@ from opentelemetry.sdk.trace import TracerProvider
 import flowtel
 from flowtel import resilience
 from flowtel import semconv as sc
-from flowtel._batch_processor import BoundedBatchSpanProcessor
-from flowtel._export_guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._export._batch import BoundedBatchSpanProcessor
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
 from flowtel.errors import get_error_stats, record_error
-from flowtel.lifecycle import Lifecycle
-from flowtel.readiness import ReadinessMonitor
-from flowtel.startup import StartupOrchestrator
+from flowtel.lifecycle import Lifecycle, ReadinessMonitor, StartupOrchestrator
 
 from ..support.otlp_receiver import refused_endpoint
 from ..support.sentry_server import SentryServer

@@ -8,7 +8,7 @@ from typing import Any, assert_type
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
-from flowtel.logging import (
+from flowtel.logs import (
     ConsoleFormatter,
     JsonFormatter,
     TraceContextFilter,

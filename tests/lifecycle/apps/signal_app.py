@@ -11,9 +11,7 @@ import pathlib
 
 from fastapi import FastAPI
 
-from flowtel.lifecycle import register_shutdown_hook
-from flowtel.probes import add_k8s_probes
-from flowtel.startup import register_startup_check
+from flowtel.lifecycle import add_k8s_probes, register_shutdown_hook, register_startup_check
 
 from . import _otel
 

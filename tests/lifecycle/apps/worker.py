@@ -10,8 +10,13 @@ import asyncio
 import logging
 import os
 
-from flowtel.lifecycle import default_lifecycle, managed_lifecycle, register_shutdown_hook
-from flowtel.startup import register_startup_check, startup_report
+from flowtel.lifecycle import (
+    default_lifecycle,
+    managed_lifecycle,
+    register_shutdown_hook,
+    register_startup_check,
+    startup_report,
+)
 
 from . import _otel
 

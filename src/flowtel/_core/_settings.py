@@ -1,0 +1,573 @@
+"""Settings: every ``configure_telemetry()`` option, resolved and validated once.
+
+Precedence is keyword argument > environment variable > default. Validation happens here, at
+configuration time, so a typo fails the process start with a message naming the option, the bad
+value and what is accepted, instead of silently dropping telemetry later.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NamedTuple
+
+from flowtel._core._parse import (
+    COMPRESSIONS,
+    EXPORTERS,
+    PROPAGATORS,
+    PROTOCOLS,
+    SAMPLERS,
+    SIGNALS,
+    env,
+    parse_bool,
+    parse_choice,
+    parse_dsn,
+    parse_endpoint,
+    parse_float,
+    parse_headers,
+    parse_int,
+    parse_level,
+    parse_patterns,
+    parse_resource_attributes,
+    parse_url_template,
+)
+from flowtel.exceptions import ConfigurationError
+
+DEFAULT_DRAIN_S: Final = 5.0
+"""Seconds a service keeps serving after SIGTERM (``drain_s``); the lifecycle's default too."""
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 3.0
+"""Budget of the final flush and shutdown (``shutdown_timeout_s``)."""
+DEFAULT_BATCH_SCHEDULE_DELAY_S: Final = 1.0
+DEFAULT_BATCH_EXPORT_TIMEOUT_S: Final = 10.0
+DEFAULT_BATCH_MAX_QUEUE_SIZE: Final = 2048
+DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE: Final = 512
+DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 30.0
+
+
+class OtlpSignal(NamedTuple):
+    """Resolved OTLP settings for one signal (traces, metrics or logs)."""
+
+    protocol: str
+    endpoint: str | None  # None: let the exporter use its default / env
+    headers: Mapping[str, str]
+    timeout_s: float | None
+    compression: str | None
+    insecure: bool | None
+
+    def __repr__(self) -> str:
+        # Headers usually carry credentials (Authorization, api keys): never print their values.
+        masked = {key: "<redacted>" for key in self.headers}
+        return (
+            f"OtlpSignal(protocol={self.protocol!r}, endpoint={self.endpoint!r}, "
+            f"headers={masked!r}, timeout_s={self.timeout_s!r}, "
+            f"compression={self.compression!r}, insecure={self.insecure!r})"
+        )
+
+
+class Settings(NamedTuple):
+    """The resolved configuration. One field per ``configure_telemetry()`` keyword."""
+
+    service_name: str
+    service_version: str | None
+    environment: str | None
+    resource_attributes: Mapping[str, str]
+    exporter: str  # resolved: "otlp" | "console" | "none" (never "auto")
+    otlp: Mapping[str, OtlpSignal]
+    sample_rate: float
+    parent_based: bool
+    count_unsampled: bool
+    max_span_attributes: int
+    max_span_events: int
+    max_attribute_length: int | None
+    batch_max_queue_size: int
+    batch_schedule_delay_s: float
+    batch_max_export_batch_size: int
+    batch_export_timeout_s: float
+    metric_export_interval_s: float
+    prometheus_port: int | None
+    prometheus_host: str
+    propagators: tuple[str, ...]
+    scrub: bool
+    scrub_patterns: tuple[str, ...]
+    error_window_minutes: int | None
+    error_max_keys: int
+    error_rate_windows_minutes: tuple[float, ...] | None
+    error_duration_histogram: bool
+    sentry_dsn: str | None
+    sentry_environment: str | None
+    sentry_sample_rate: float
+    sentry_send_default_pii: bool
+    sentry_trace_url_template: str | None
+    logging: bool
+    log_level: int
+    json_logs: bool
+    console_colors: bool | None
+    shutdown_timeout_s: float
+    drain_s: float
+    sdk_disabled: bool
+    span_processors: tuple[Any, ...] = ()
+    span_exporters: tuple[Any, ...] = ()
+    metric_readers: tuple[Any, ...] = ()
+    log_exporters: tuple[Any, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+"""Sentinel: the keyword was not given (``None`` can be a meaningful value, e.g. disable)."""
+
+
+class Options(NamedTuple):
+    """The keywords ``configure_telemetry()`` was given, as it was given them (``UNSET``: not
+    given). One typed field per keyword, so an option can be followed from the call to
+    :func:`resolve` and on to the :class:`Settings` field it becomes."""
+
+    service_name: str | _Unset = UNSET
+    service_version: str | _Unset | None = UNSET
+    environment: str | _Unset | None = UNSET
+    resource_attributes: Mapping[str, str] | _Unset | None = UNSET
+    exporter: str | _Unset = UNSET
+    otlp_endpoint: str | _Unset | None = UNSET
+    otlp_protocol: str | _Unset = UNSET
+    otlp_headers: Mapping[str, str] | str | _Unset | None = UNSET
+    sample_rate: float | _Unset | None = UNSET
+    count_unsampled: bool | _Unset = UNSET
+    max_span_attributes: int | _Unset = UNSET
+    max_span_events: int | _Unset = UNSET
+    max_attribute_length: int | _Unset | None = UNSET
+    batch_max_queue_size: int | _Unset = UNSET
+    batch_schedule_delay_s: float | _Unset = UNSET
+    batch_max_export_batch_size: int | _Unset = UNSET
+    batch_export_timeout_s: float | _Unset = UNSET
+    metric_export_interval_s: float | _Unset = UNSET
+    prometheus_port: int | _Unset | None = UNSET
+    prometheus_host: str | _Unset = UNSET
+    propagators: Sequence[str] | _Unset = UNSET
+    scrub: bool | _Unset = UNSET
+    scrub_patterns: Sequence[str] | _Unset = UNSET
+    error_window_minutes: int | _Unset | None = UNSET
+    error_max_keys: int | _Unset = UNSET
+    error_rate_windows_minutes: Sequence[float] | _Unset | None = UNSET
+    error_duration_histogram: bool | _Unset = UNSET
+    sentry_dsn: str | _Unset | None = UNSET
+    sentry_environment: str | _Unset | None = UNSET
+    sentry_sample_rate: float | _Unset = UNSET
+    sentry_send_default_pii: bool | _Unset = UNSET
+    sentry_trace_url_template: str | _Unset | None = UNSET
+    logging: bool | _Unset = UNSET
+    log_level: str | int | _Unset = UNSET
+    json_logs: bool | _Unset = UNSET
+    console_colors: bool | _Unset | None = UNSET
+    shutdown_timeout_s: float | _Unset = UNSET
+    drain_s: float | _Unset = UNSET
+    span_processors: Sequence[Any] | _Unset = UNSET
+    span_exporters: Sequence[Any] | _Unset = UNSET
+    metric_readers: Sequence[Any] | _Unset = UNSET
+    log_exporters: Sequence[Any] | _Unset = UNSET
+
+
+def _pick(kw: object, env_name: str | None, default: object) -> tuple[str, object]:
+    """Return (option name for messages, raw value) by precedence kw > env > default."""
+    if not isinstance(kw, _Unset):
+        return "", kw
+    if env_name is not None:
+        env_value = env(env_name)
+        if env_value is not None:
+            return env_name, env_value
+    return "", default
+
+
+def _resolve_otlp(
+    signal: str, kw_endpoint: object, kw_protocol: object, kw_headers: object
+) -> OtlpSignal:
+    sig = signal.upper()
+
+    src, protocol = _pick(
+        kw_protocol,
+        f"OTEL_EXPORTER_OTLP_{sig}_PROTOCOL"
+        if env(f"OTEL_EXPORTER_OTLP_{sig}_PROTOCOL")
+        else "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "grpc",  # what opentelemetry-python's distro defaults to; also the fastest to start
+    )
+    protocol = parse_choice(src or "otlp_protocol", protocol, PROTOCOLS)
+
+    endpoint: str | None
+    if not isinstance(kw_endpoint, _Unset) and kw_endpoint is not None:
+        base = parse_endpoint("otlp_endpoint", kw_endpoint)
+        endpoint = base if protocol == "grpc" else base.rstrip("/") + f"/v1/{signal}"
+    elif env(f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT"):
+        endpoint = parse_endpoint(
+            f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT", env(f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT")
+        )
+    elif env("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        base = parse_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        endpoint = base if protocol == "grpc" else base.rstrip("/") + f"/v1/{signal}"
+    else:
+        endpoint = None
+
+    headers: dict[str, str] = {}
+    for env_name in ("OTEL_EXPORTER_OTLP_HEADERS", f"OTEL_EXPORTER_OTLP_{sig}_HEADERS"):
+        raw = env(env_name)
+        if raw is not None:
+            headers.update(parse_headers(env_name, raw))
+    if not isinstance(kw_headers, _Unset) and kw_headers is not None:
+        headers.update(parse_headers("otlp_headers", kw_headers))
+
+    timeout_s: float | None = None
+    for env_name in (f"OTEL_EXPORTER_OTLP_{sig}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        raw = env(env_name)
+        if raw is not None:
+            # The spec says milliseconds; the Python SDK has historically read seconds. Values
+            # above 1000 can only be milliseconds, small ones only seconds.
+            number = parse_float(env_name, raw, minimum=0, min_exclusive=True)
+            timeout_s = number / 1000.0 if number > 1000 else number
+            break
+
+    compression: str | None = None
+    for env_name in (f"OTEL_EXPORTER_OTLP_{sig}_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
+        raw = env(env_name)
+        if raw is not None:
+            compression = parse_choice(env_name, raw, COMPRESSIONS)
+            break
+
+    insecure: bool | None = None
+    for env_name in (f"OTEL_EXPORTER_OTLP_{sig}_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"):
+        raw = env(env_name)
+        if raw is not None:
+            insecure = parse_bool(env_name, raw)
+            break
+
+    return OtlpSignal(protocol, endpoint, headers, timeout_s, compression, insecure)
+
+
+def _otlp_endpoint_configured() -> bool:
+    return any(
+        env(name)
+        for name in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        )
+    )
+
+
+def _sampling(sample_rate: object) -> tuple[float, bool]:
+    """Resolve (rate, parent_based) from ``sample_rate`` or ``OTEL_TRACES_SAMPLER[_ARG]``."""
+    if not isinstance(sample_rate, _Unset) and sample_rate is not None:
+        return parse_float("sample_rate", sample_rate, minimum=0.0, maximum=1.0), True
+    raw = env("OTEL_TRACES_SAMPLER")
+    if raw is None:
+        return 1.0, True
+    name = parse_choice("OTEL_TRACES_SAMPLER", raw, SAMPLERS)
+    parent_based = name.startswith("parentbased_")
+    kind = name.removeprefix("parentbased_")
+    if kind == "always_on":
+        return 1.0, parent_based
+    if kind == "always_off":
+        return 0.0, parent_based
+    arg = env("OTEL_TRACES_SAMPLER_ARG")
+    rate = 1.0 if arg is None else parse_float("OTEL_TRACES_SAMPLER_ARG", arg, minimum=0, maximum=1)
+    return rate, parent_based
+
+
+def resolve(options: Options) -> Settings:
+    """Build :class:`Settings` from ``configure_telemetry()`` keywords (``UNSET``: not given)."""
+
+    def pick(value: object, key: str, env_name: str | None, default: object) -> tuple[str, object]:
+        src, picked = _pick(value, env_name, default)
+        return (src or key), picked
+
+    sdk_disabled = parse_bool("OTEL_SDK_DISABLED", env("OTEL_SDK_DISABLED") or "false")
+
+    # Resource ---------------------------------------------------------------------------------
+    resource: dict[str, str] = {}
+    if env("OTEL_RESOURCE_ATTRIBUTES"):
+        resource.update(
+            parse_resource_attributes("OTEL_RESOURCE_ATTRIBUTES", env("OTEL_RESOURCE_ATTRIBUTES"))
+        )
+    given = options.resource_attributes
+    if not isinstance(given, _Unset) and given is not None:
+        resource.update(parse_resource_attributes("resource_attributes", given))
+
+    opt, service_name = pick(options.service_name, "service_name", "OTEL_SERVICE_NAME", None)
+    if service_name is None:
+        service_name = resource.get("service.name") or "unknown_service"
+    if not isinstance(service_name, str) or not service_name.strip():
+        raise ConfigurationError(opt, service_name, "a non-empty string")
+
+    opt, service_version = pick(
+        options.service_version, "service_version", "FLOWTEL_SERVICE_VERSION", None
+    )
+    service_version = (
+        service_version if service_version is not None else resource.get("service.version")
+    )
+    if service_version is not None and not isinstance(service_version, str):
+        raise ConfigurationError(opt, service_version, "a string or None")
+
+    opt, environment = pick(options.environment, "environment", "FLOWTEL_ENVIRONMENT", None)
+    environment = (
+        environment
+        if environment is not None
+        else resource.get("deployment.environment.name") or resource.get("deployment.environment")
+    )
+    if environment is not None and not isinstance(environment, str):
+        raise ConfigurationError(opt, environment, "a string or None")
+
+    resource["service.name"] = service_name.strip()
+    if service_version:
+        resource["service.version"] = service_version
+    if environment:
+        resource["deployment.environment.name"] = environment
+    resource.setdefault("service.instance.id", str(uuid.uuid4()))
+
+    # Exporter ---------------------------------------------------------------------------------
+    opt, exporter = pick(options.exporter, "exporter", "FLOWTEL_EXPORTER", "auto")
+    exporter = parse_choice(opt, exporter, EXPORTERS)
+    if exporter == "auto":
+        explicit_endpoint = not isinstance(options.otlp_endpoint, _Unset) and options.otlp_endpoint
+        exporter = "otlp" if explicit_endpoint or _otlp_endpoint_configured() else "console"
+    otlp = {
+        s: _resolve_otlp(
+            s,
+            options.otlp_endpoint,
+            options.otlp_protocol,
+            options.otlp_headers,
+        )
+        for s in SIGNALS
+    }
+
+    # Sampling, limits, batching -----------------------------------------------------------------
+    sample_rate, parent_based = _sampling(options.sample_rate)
+    opt, count_unsampled = pick(
+        options.count_unsampled, "count_unsampled", "FLOWTEL_COUNT_UNSAMPLED", True
+    )
+    count_unsampled = parse_bool(opt, count_unsampled)
+
+    def int_opt(
+        value: object, key: str, env_name: str | None, default: int, minimum: int = 1
+    ) -> int:
+        o, v = pick(value, key, env_name, default)
+        return parse_int(o, v, minimum=minimum)
+
+    def seconds_opt(value: object, key: str, env_ms: str | None, default_s: float) -> float:
+        """Keywords are seconds; the OTEL_* variables are milliseconds by the spec."""
+        if not isinstance(value, _Unset) and value is not None:
+            return parse_float(key, value, minimum=0, min_exclusive=True)
+        if env_ms is not None and env(env_ms) is not None:
+            return parse_float(env_ms, env(env_ms), minimum=0, min_exclusive=True) / 1000.0
+        return default_s
+
+    max_span_attributes = int_opt(
+        options.max_span_attributes, "max_span_attributes", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", 128
+    )
+    max_span_events = int_opt(
+        options.max_span_events, "max_span_events", "OTEL_SPAN_EVENT_COUNT_LIMIT", 128
+    )
+    opt, max_len = pick(
+        options.max_attribute_length,
+        "max_attribute_length",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        16384,
+    )
+    max_attribute_length = None if max_len is None else parse_int(opt, max_len, minimum=1)
+
+    queue = int_opt(
+        options.batch_max_queue_size,
+        "batch_max_queue_size",
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        DEFAULT_BATCH_MAX_QUEUE_SIZE,
+    )
+    batch = int_opt(
+        options.batch_max_export_batch_size,
+        "batch_max_export_batch_size",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE,
+    )
+    if batch > queue:
+        raise ConfigurationError(
+            "batch_max_export_batch_size",
+            batch,
+            f"a whole number <= batch_max_queue_size ({queue})",
+        )
+    delay_s = seconds_opt(
+        options.batch_schedule_delay_s,
+        "batch_schedule_delay_s",
+        "OTEL_BSP_SCHEDULE_DELAY",
+        DEFAULT_BATCH_SCHEDULE_DELAY_S,
+    )
+    export_timeout_s = seconds_opt(
+        options.batch_export_timeout_s,
+        "batch_export_timeout_s",
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        DEFAULT_BATCH_EXPORT_TIMEOUT_S,
+    )
+    metric_interval_s = seconds_opt(
+        options.metric_export_interval_s,
+        "metric_export_interval_s",
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        DEFAULT_METRIC_EXPORT_INTERVAL_S,
+    )
+
+    opt, prom_port = pick(
+        options.prometheus_port, "prometheus_port", "FLOWTEL_PROMETHEUS_PORT", None
+    )
+    prometheus_port = (
+        None if prom_port is None else parse_int(opt, prom_port, minimum=0, maximum=65535)
+    )
+    opt, prom_host = pick(
+        options.prometheus_host, "prometheus_host", "FLOWTEL_PROMETHEUS_HOST", "0.0.0.0"
+    )
+    if not isinstance(prom_host, str) or not prom_host:
+        raise ConfigurationError(opt, prom_host, "a host name or IP address to bind")
+
+    opt, props = pick(
+        options.propagators, "propagators", "OTEL_PROPAGATORS", ("tracecontext", "baggage")
+    )
+    if isinstance(props, str):
+        props = [p.strip() for p in props.split(",") if p.strip()]
+    if not isinstance(props, Sequence):
+        raise ConfigurationError(opt, props, "a sequence of " + ", ".join(PROPAGATORS))
+    propagators = tuple(parse_choice(opt, p, PROPAGATORS) for p in props)
+
+    # Scrubbing, errors, Sentry, logging -------------------------------------------------------
+    opt, scrub = pick(options.scrub, "scrub", "FLOWTEL_SCRUB", True)
+    scrub = parse_bool(opt, scrub)
+    opt, patterns = pick(options.scrub_patterns, "scrub_patterns", "FLOWTEL_SCRUB_PATTERNS", ())
+    scrub_patterns = parse_patterns(opt, patterns)
+
+    opt, window = pick(
+        options.error_window_minutes, "error_window_minutes", "FLOWTEL_ERROR_WINDOW_MINUTES", 60
+    )
+    error_window = None if window in (None, 0, "0") else parse_int(opt, window, minimum=1)
+    error_max_keys = int_opt(
+        options.error_max_keys, "error_max_keys", "FLOWTEL_ERROR_MAX_KEYS", 1000
+    )
+    opt, gauge_windows = pick(
+        options.error_rate_windows_minutes,
+        "error_rate_windows_minutes",
+        "FLOWTEL_ERROR_RATE_WINDOWS_MINUTES",
+        None,
+    )
+    error_rate_windows: tuple[float, ...] | None = None
+    if gauge_windows is not None:
+        if isinstance(gauge_windows, str):
+            gauge_windows = [w for w in gauge_windows.split(",") if w.strip()]
+        if not isinstance(gauge_windows, Sequence) or not gauge_windows:
+            raise ConfigurationError(opt, gauge_windows, "a non-empty list of minutes > 0")
+        limit = float(error_window) if error_window else None
+        error_rate_windows = tuple(
+            parse_float(opt, w, minimum=0, maximum=limit, min_exclusive=True) for w in gauge_windows
+        )
+    opt, histogram = pick(
+        options.error_duration_histogram,
+        "error_duration_histogram",
+        "FLOWTEL_ERROR_DURATION_HISTOGRAM",
+        True,
+    )
+    error_duration_histogram = parse_bool(opt, histogram)
+
+    opt, dsn = pick(options.sentry_dsn, "sentry_dsn", "SENTRY_DSN", None)
+    sentry_dsn = None if dsn is None else parse_dsn(opt, dsn)
+    opt, sentry_env = pick(
+        options.sentry_environment, "sentry_environment", "SENTRY_ENVIRONMENT", environment
+    )
+    if sentry_env is not None and not isinstance(sentry_env, str):
+        raise ConfigurationError(opt, sentry_env, "a string or None")
+    opt, sentry_rate = pick(
+        options.sentry_sample_rate, "sentry_sample_rate", "FLOWTEL_SENTRY_SAMPLE_RATE", 1.0
+    )
+    sentry_sample_rate = parse_float(opt, sentry_rate, minimum=0.0, maximum=1.0)
+    opt, pii = pick(
+        options.sentry_send_default_pii,
+        "sentry_send_default_pii",
+        "FLOWTEL_SENTRY_SEND_DEFAULT_PII",
+        False,
+    )
+    sentry_pii = parse_bool(opt, pii)
+    opt, template = pick(
+        options.sentry_trace_url_template,
+        "sentry_trace_url_template",
+        "FLOWTEL_SENTRY_TRACE_URL_TEMPLATE",
+        None,
+    )
+    sentry_trace_url_template = None if template is None else parse_url_template(opt, template)
+
+    opt, log_on = pick(options.logging, "logging", "FLOWTEL_LOGGING", True)
+    log_enabled = parse_bool(opt, log_on)
+    opt, level = pick(options.log_level, "log_level", "FLOWTEL_LOG_LEVEL", "INFO")
+    log_level = parse_level(opt, level)
+    opt, json_logs = pick(options.json_logs, "json_logs", "FLOWTEL_JSON_LOGS", False)
+    json_logs = parse_bool(opt, json_logs)
+    opt, colors = pick(options.console_colors, "console_colors", "FLOWTEL_CONSOLE_COLORS", None)
+    console_colors = None if colors is None else parse_bool(opt, colors)
+
+    opt, shutdown_s = pick(
+        options.shutdown_timeout_s,
+        "shutdown_timeout_s",
+        "FLOWTEL_SHUTDOWN_TIMEOUT_S",
+        DEFAULT_SHUTDOWN_TIMEOUT_S,
+    )
+    shutdown_timeout_s = parse_float(opt, shutdown_s, minimum=0, min_exclusive=True)
+    opt, drain = pick(options.drain_s, "drain_s", "FLOWTEL_DRAIN_S", DEFAULT_DRAIN_S)
+    drain_s = parse_float(opt, drain, minimum=0)
+
+    def seq_opt(value: object, key: str) -> tuple[Any, ...]:
+        if isinstance(value, _Unset) or value is None:
+            return ()
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise ConfigurationError(key, value, "a list of OpenTelemetry SDK objects")
+        return tuple(value)
+
+    return Settings(
+        service_name=service_name.strip(),
+        service_version=service_version,
+        environment=environment,
+        resource_attributes=resource,
+        exporter=exporter,
+        otlp=otlp,
+        sample_rate=sample_rate,
+        parent_based=parent_based,
+        count_unsampled=count_unsampled,
+        max_span_attributes=max_span_attributes,
+        max_span_events=max_span_events,
+        max_attribute_length=max_attribute_length,
+        batch_max_queue_size=queue,
+        batch_schedule_delay_s=delay_s,
+        batch_max_export_batch_size=batch,
+        batch_export_timeout_s=export_timeout_s,
+        metric_export_interval_s=metric_interval_s,
+        prometheus_port=prometheus_port,
+        prometheus_host=prom_host,
+        propagators=propagators,
+        scrub=scrub,
+        scrub_patterns=scrub_patterns,
+        error_window_minutes=error_window,
+        error_max_keys=error_max_keys,
+        error_rate_windows_minutes=error_rate_windows,
+        error_duration_histogram=error_duration_histogram,
+        sentry_dsn=sentry_dsn,
+        sentry_environment=sentry_env,
+        sentry_sample_rate=sentry_sample_rate,
+        sentry_send_default_pii=sentry_pii,
+        sentry_trace_url_template=sentry_trace_url_template,
+        logging=log_enabled,
+        log_level=log_level,
+        json_logs=json_logs,
+        console_colors=console_colors,
+        shutdown_timeout_s=shutdown_timeout_s,
+        drain_s=drain_s,
+        sdk_disabled=sdk_disabled,
+        span_processors=seq_opt(options.span_processors, "span_processors"),
+        span_exporters=seq_opt(options.span_exporters, "span_exporters"),
+        metric_readers=seq_opt(options.metric_readers, "metric_readers"),
+        log_exporters=seq_opt(options.log_exporters, "log_exporters"),
+    )

@@ -1,0 +1,288 @@
+"""The bridge from stdlib ``logging`` records to OpenTelemetry log records.
+
+Kept apart from :mod:`flowtel.logging` (which decides *where* handlers go) because this module
+decides *what* one record becomes: severity, trace context, code location, exception and the
+``extra`` fields as scrubbed attributes. The handler only hands a record to the SDK's
+``LoggerProvider``; batching, the bounded queue and network I/O live in the SDK's
+``BatchLogRecordProcessor`` on its own thread, so ``emit`` never waits on the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider, SeverityNumber
+from opentelemetry.util.types import AttributeValue
+
+from flowtel import semconv
+from flowtel._core._scrub import REDACTED, Scrubber, current_scrubber
+from flowtel._core._values import qualified_type_name
+
+__all__ = [
+    "DEFAULT_EXCLUDED_LOGGERS",
+    "OTelLogHandler",
+    "exception_fields",
+    "extra_fields",
+    "is_excluded",
+    "record_span_context",
+    "severity_of",
+]
+
+DEFAULT_EXCLUDED_LOGGERS: Final[tuple[str, ...]] = (
+    "opentelemetry",  # the SDK and exporters log about their own failures: exporting is a loop
+    "grpc",
+    "urllib3",
+    "requests",
+    "flowtel.logging",  # flowtel's own diagnostics about logging
+    "flowtel.export",  # flowtel's exporter internals (export guard, batch processors)
+)
+"""Logger names (and their children) whose records are never exported, to prevent feedback."""
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD_ATTRS: Final = frozenset(
+    {
+        *vars(logging.LogRecord("", 0, "", 0, "", (), None)),
+        "message",
+        "asctime",
+        "taskName",
+        "color_message",  # uvicorn duplicates the message with ANSI colours
+        "trace_id",
+        "span_id",
+        "trace_flags",
+        "trace_sampled",
+        "service_name",
+    }
+)
+SPAN_CONTEXT_ATTR: Final = "_flowtel_span_context"
+
+_MAX_TEXT_CHARS: Final = 16_384  # bound one attribute/body: a huge repr must not pin memory
+_MAX_DEPTH: Final = 4
+_SEVERITY_TEXT: Final = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+_BANDS: Final = (
+    (50, SeverityNumber.FATAL),
+    (40, SeverityNumber.ERROR),
+    (30, SeverityNumber.WARN),
+    (20, SeverityNumber.INFO),
+    (10, SeverityNumber.DEBUG),
+)
+
+_diag = logging.getLogger("flowtel.logging")
+_reported: set[str] = set()
+_local = threading.local()
+
+
+def report_once(what: str, exc: BaseException) -> None:
+    """Log an instrumentation failure once per kind; never raises (hot-path fallback)."""
+    if what in _reported or len(_reported) > 64:
+        return
+    _reported.add(what)
+    with contextlib.suppress(Exception):  # logging itself may be what is broken
+        _diag.warning("flowtel logging: %s failed (%s); continuing", what, type(exc).__name__)
+
+
+def severity_of(levelno: int) -> SeverityNumber:
+    """Map a stdlib level to an OTel severity, keeping custom in-between levels ordered."""
+    for floor, base in _BANDS:
+        if levelno >= floor:
+            return SeverityNumber(base.value + min(levelno - floor, 3))
+    return SeverityNumber.TRACE
+
+
+def severity_text(levelname: str) -> str:
+    """OTel's display names (``WARN``, ``FATAL``); custom level names pass through."""
+    return _SEVERITY_TEXT.get(levelname, levelname)
+
+
+def is_excluded(name: str, prefixes: Iterable[str]) -> bool:
+    """True when logger ``name`` is one of ``prefixes`` or a child of one."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def record_span_context(record: logging.LogRecord) -> trace.SpanContext:
+    """The span context a record was logged under.
+
+    Prefers the one :class:`flowtel.logging.TraceContextFilter` captured on the logging thread,
+    so handlers running on a queue listener thread still correlate correctly.
+    """
+    captured = record.__dict__.get(SPAN_CONTEXT_ATTR)
+    if isinstance(captured, trace.SpanContext):
+        return captured
+    return trace.get_current_span().get_span_context()
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT_CHARS else text[:_MAX_TEXT_CHARS] + "...[truncated]"
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return _truncate(str(value))
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def attribute_value(key: str, value: object, scrubber: Scrubber) -> AttributeValue | None:
+    """Convert an ``extra`` value to a scrubbed OTel attribute value (``None`` drops it)."""
+    if value is None:
+        return None
+    if scrubber.key_is_secret(key):
+        return REDACTED
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return scrubber.scrub_text(_truncate(value))
+    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray) and value:
+        items = list(value)[:128]
+        first = type(items[0])
+        if first in (bool, int, float) and all(type(v) is first for v in items):
+            return items
+        return [scrubber.scrub_text(_safe_str(v)) for v in items]
+    return scrubber.scrub_text(_safe_str(value))
+
+
+def json_value(key: str, value: object, scrubber: Scrubber, depth: int = 0) -> Any:
+    """Convert an ``extra`` value to a scrubbed JSON-serialisable value, keeping nesting."""
+    if scrubber.key_is_secret(key):
+        return REDACTED
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN/Infinity are not JSON; strict log parsers reject the line
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return scrubber.scrub_text(_truncate(value))
+    if depth < _MAX_DEPTH:
+        if isinstance(value, Mapping):
+            return {
+                str(k): json_value(str(k), v, scrubber, depth + 1)
+                for k, v in list(value.items())[:128]
+            }
+        if isinstance(value, list | tuple | set | frozenset):
+            return [json_value(key, v, scrubber, depth + 1) for v in list(value)[:128]]
+    return scrubber.scrub_text(_safe_str(value))
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The fields a caller passed with ``extra=`` (or structlog's bound context)."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[:1] != "_"}
+
+
+def exception_fields(record: logging.LogRecord, scrubber: Scrubber) -> dict[str, str]:
+    """``exception.type/message/stacktrace`` of a record logged with ``exc_info``, scrubbed."""
+    exc_info = record.exc_info
+    if not exc_info or exc_info[0] is None:
+        return {}
+    exc_type, exc, tb = exc_info
+    stack = record.exc_text or "".join(traceback.format_exception(exc_type, exc, tb))
+    return {
+        semconv.EXCEPTION_TYPE: qualified_type_name(exc_type),
+        semconv.EXCEPTION_MESSAGE: scrubber.scrub_text(_safe_str(exc)),
+        semconv.EXCEPTION_STACKTRACE: scrubber.scrub_text(stack),
+    }
+
+
+def message_of(record: logging.LogRecord) -> str:
+    """``record.getMessage()`` cut at 16 KiB (bounds scrubbing cost); never raises."""
+    try:
+        return _truncate(record.getMessage())
+    except Exception:
+        return _safe_str(record.msg)
+
+
+class OTelLogHandler(logging.Handler):
+    """Turns stdlib log records into OpenTelemetry log records on ``logger_provider``.
+
+    Each record becomes one OTel record with the current span's trace id, span id and flags,
+    the severity, ``logger.name``, the code location, exception fields and the scrubbed
+    ``extra`` fields. The SDK's batch processor does the I/O on its own thread, so ``emit``
+    costs CPU only and never blocks on the network.
+
+    Feedback guard: records from ``excluded`` loggers (the SDK, gRPC, urllib3, flowtel's own
+    diagnostics), records logged while the SDK is exporting (it sets the suppress-
+    instrumentation context key) and records logged re-entrantly from inside ``emit`` are
+    dropped, so an exporter complaining about a failed export never produces more exports.
+
+    Threading: ``emit`` runs on the logging thread under the handler's lock; it never raises
+    (a failure is reported once on the ``flowtel.logging`` logger, which is itself excluded).
+
+    Args:
+        logger_provider: the SDK ``LoggerProvider`` whose processors export the records.
+        level: the minimum stdlib level exported.
+        excluded: logger names (with their children) that are never exported.
+    """
+
+    def __init__(
+        self,
+        logger_provider: LoggerProvider,
+        level: int = logging.INFO,
+        excluded: Iterable[str] = DEFAULT_EXCLUDED_LOGGERS,
+    ) -> None:
+        super().__init__(level=level)
+        self._provider = logger_provider
+        self._excluded = tuple(excluded)
+        self._excluded_cache: dict[str, bool] = {}
+
+    @property
+    def provider(self) -> LoggerProvider:
+        """The ``LoggerProvider`` records are handed to."""
+        return self._provider
+
+    def _is_excluded(self, name: str) -> bool:
+        hit = self._excluded_cache.get(name)
+        if hit is None:
+            hit = is_excluded(name, self._excluded)
+            if len(self._excluded_cache) < 4096:  # logger names are code-defined; bound anyway
+                self._excluded_cache[name] = hit
+        return hit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Translate and hand over one record; drops it instead of raising or recursing."""
+        if getattr(_local, "busy", False) or self._is_excluded(record.name):
+            return
+        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+            return
+        _local.busy = True
+        try:
+            self._emit(record)
+        except Exception as exc:
+            report_once("exporting a log record", exc)
+        finally:
+            _local.busy = False
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        scrubber = current_scrubber()
+        attributes: dict[str, AttributeValue] = {
+            semconv.LOG_LOGGER: record.name,
+            semconv.CODE_FILEPATH: record.pathname,
+            semconv.CODE_FUNCTION: record.funcName,
+            semconv.CODE_LINENO: record.lineno,
+        }
+        if record.threadName:
+            attributes[semconv.LOG_THREAD] = record.threadName
+        for key, value in extra_fields(record).items():
+            converted = attribute_value(key, value, scrubber)
+            if converted is not None:
+                attributes[key] = converted
+        attributes.update(exception_fields(record, scrubber))
+        if record.stack_info:
+            attributes[semconv.CODE_STACKTRACE] = scrubber.scrub_text(record.stack_info)
+        span_context = record_span_context(record)
+        ctx = trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+        self._provider.get_logger(record.name).emit(
+            timestamp=int(record.created * 1e9),
+            context=ctx,
+            severity_number=severity_of(record.levelno),
+            severity_text=severity_text(record.levelname),
+            body=scrubber.scrub_text(message_of(record)),
+            attributes=attributes,
+        )
+
+    def flush(self) -> None:
+        """No-op: flushing means network I/O, which belongs to ``Telemetry.force_flush``."""
