@@ -24,8 +24,9 @@ from opentelemetry._logs import LoggerProvider as ApiLoggerProvider
 from opentelemetry._logs import NoOpLoggerProvider
 
 from flowtel._core import _proxy
+from flowtel._core._options import UNSET, Options, _Unset
 from flowtel._core._scrub import Scrubber, set_scrubber
-from flowtel._core._settings import UNSET, Options, Settings, _Unset, resolve
+from flowtel._core._settings import Settings, resolve
 from flowtel._core._telemetry import HUB, Telemetry
 from flowtel._export._guard import ExportGuard
 from flowtel.exceptions import ConfigurationError

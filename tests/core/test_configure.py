@@ -321,9 +321,10 @@ class TestDocs:
 def test_otlp_headers_never_appear_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings end up in logs and tracebacks: header values (credentials) are redacted."""
     from flowtel._core import _settings as _config
+    from flowtel._core._options import Options
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t-token")
-    settings = _config.resolve(_config.Options(service_name="repr", exporter="otlp"))
+    settings = _config.resolve(Options(service_name="repr", exporter="otlp"))
     assert settings.otlp["traces"].headers["authorization"] == "Bearer s3cr3t-token"
     for text in (repr(settings), repr(settings.otlp["traces"]), str(settings)):
         assert "s3cr3t" not in text

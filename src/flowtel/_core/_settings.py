@@ -11,20 +11,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+from flowtel._core._options import Options, _Unset
+from flowtel._core._options import pick as pick_value
+from flowtel._core._otlp import OtlpSignal, otlp_endpoint_configured, resolve_otlp
 from flowtel._core._parse import (
-    COMPRESSIONS,
     EXPORTERS,
     PROPAGATORS,
-    PROTOCOLS,
     SAMPLERS,
     SIGNALS,
     env,
     parse_bool,
     parse_choice,
     parse_dsn,
-    parse_endpoint,
     parse_float,
-    parse_headers,
     parse_int,
     parse_level,
     parse_patterns,
@@ -42,26 +41,6 @@ DEFAULT_BATCH_EXPORT_TIMEOUT_S: Final = 10.0
 DEFAULT_BATCH_MAX_QUEUE_SIZE: Final = 2048
 DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE: Final = 512
 DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 30.0
-
-
-class OtlpSignal(NamedTuple):
-    """Resolved OTLP settings for one signal (traces, metrics or logs)."""
-
-    protocol: str
-    endpoint: str | None  # None: let the exporter use its default / env
-    headers: Mapping[str, str]
-    timeout_s: float | None
-    compression: str | None
-    insecure: bool | None
-
-    def __repr__(self) -> str:
-        # Headers usually carry credentials (Authorization, api keys): never print their values.
-        masked = {key: "<redacted>" for key in self.headers}
-        return (
-            f"OtlpSignal(protocol={self.protocol!r}, endpoint={self.endpoint!r}, "
-            f"headers={masked!r}, timeout_s={self.timeout_s!r}, "
-            f"compression={self.compression!r}, insecure={self.insecure!r})"
-        )
 
 
 class Settings(NamedTuple):
@@ -114,152 +93,6 @@ class Settings(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 
 
-class _Unset:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
-"""Sentinel: the keyword was not given (``None`` can be a meaningful value, e.g. disable)."""
-
-
-class Options(NamedTuple):
-    """The keywords ``configure_telemetry()`` was given, as it was given them (``UNSET``: not
-    given). One typed field per keyword, so an option can be followed from the call to
-    :func:`resolve` and on to the :class:`Settings` field it becomes."""
-
-    service_name: str | _Unset = UNSET
-    service_version: str | _Unset | None = UNSET
-    environment: str | _Unset | None = UNSET
-    resource_attributes: Mapping[str, str] | _Unset | None = UNSET
-    exporter: str | _Unset = UNSET
-    otlp_endpoint: str | _Unset | None = UNSET
-    otlp_protocol: str | _Unset = UNSET
-    otlp_headers: Mapping[str, str] | str | _Unset | None = UNSET
-    sample_rate: float | _Unset | None = UNSET
-    count_unsampled: bool | _Unset = UNSET
-    max_span_attributes: int | _Unset = UNSET
-    max_span_events: int | _Unset = UNSET
-    max_attribute_length: int | _Unset | None = UNSET
-    batch_max_queue_size: int | _Unset = UNSET
-    batch_schedule_delay_s: float | _Unset = UNSET
-    batch_max_export_batch_size: int | _Unset = UNSET
-    batch_export_timeout_s: float | _Unset = UNSET
-    metric_export_interval_s: float | _Unset = UNSET
-    prometheus_port: int | _Unset | None = UNSET
-    prometheus_host: str | _Unset = UNSET
-    propagators: Sequence[str] | _Unset = UNSET
-    scrub: bool | _Unset = UNSET
-    scrub_patterns: Sequence[str] | _Unset = UNSET
-    error_window_minutes: int | _Unset | None = UNSET
-    error_max_keys: int | _Unset = UNSET
-    error_rate_windows_minutes: Sequence[float] | _Unset | None = UNSET
-    error_duration_histogram: bool | _Unset = UNSET
-    sentry_dsn: str | _Unset | None = UNSET
-    sentry_environment: str | _Unset | None = UNSET
-    sentry_sample_rate: float | _Unset = UNSET
-    sentry_send_default_pii: bool | _Unset = UNSET
-    sentry_trace_url_template: str | _Unset | None = UNSET
-    logging: bool | _Unset = UNSET
-    log_level: str | int | _Unset = UNSET
-    json_logs: bool | _Unset = UNSET
-    console_colors: bool | _Unset | None = UNSET
-    shutdown_timeout_s: float | _Unset = UNSET
-    drain_s: float | _Unset = UNSET
-    span_processors: Sequence[Any] | _Unset = UNSET
-    span_exporters: Sequence[Any] | _Unset = UNSET
-    metric_readers: Sequence[Any] | _Unset = UNSET
-    log_exporters: Sequence[Any] | _Unset = UNSET
-
-
-def _pick(kw: object, env_name: str | None, default: object) -> tuple[str, object]:
-    """Return (option name for messages, raw value) by precedence kw > env > default."""
-    if not isinstance(kw, _Unset):
-        return "", kw
-    if env_name is not None:
-        env_value = env(env_name)
-        if env_value is not None:
-            return env_name, env_value
-    return "", default
-
-
-def _resolve_otlp(
-    signal: str, kw_endpoint: object, kw_protocol: object, kw_headers: object
-) -> OtlpSignal:
-    sig = signal.upper()
-
-    src, protocol = _pick(
-        kw_protocol,
-        f"OTEL_EXPORTER_OTLP_{sig}_PROTOCOL"
-        if env(f"OTEL_EXPORTER_OTLP_{sig}_PROTOCOL")
-        else "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "grpc",  # what opentelemetry-python's distro defaults to; also the fastest to start
-    )
-    protocol = parse_choice(src or "otlp_protocol", protocol, PROTOCOLS)
-
-    endpoint: str | None
-    if not isinstance(kw_endpoint, _Unset) and kw_endpoint is not None:
-        base = parse_endpoint("otlp_endpoint", kw_endpoint)
-        endpoint = base if protocol == "grpc" else base.rstrip("/") + f"/v1/{signal}"
-    elif env(f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT"):
-        endpoint = parse_endpoint(
-            f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT", env(f"OTEL_EXPORTER_OTLP_{sig}_ENDPOINT")
-        )
-    elif env("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        base = parse_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-        endpoint = base if protocol == "grpc" else base.rstrip("/") + f"/v1/{signal}"
-    else:
-        endpoint = None
-
-    headers: dict[str, str] = {}
-    for env_name in ("OTEL_EXPORTER_OTLP_HEADERS", f"OTEL_EXPORTER_OTLP_{sig}_HEADERS"):
-        raw = env(env_name)
-        if raw is not None:
-            headers.update(parse_headers(env_name, raw))
-    if not isinstance(kw_headers, _Unset) and kw_headers is not None:
-        headers.update(parse_headers("otlp_headers", kw_headers))
-
-    timeout_s: float | None = None
-    for env_name in (f"OTEL_EXPORTER_OTLP_{sig}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
-        raw = env(env_name)
-        if raw is not None:
-            # The spec says milliseconds; the Python SDK has historically read seconds. Values
-            # above 1000 can only be milliseconds, small ones only seconds.
-            number = parse_float(env_name, raw, minimum=0, min_exclusive=True)
-            timeout_s = number / 1000.0 if number > 1000 else number
-            break
-
-    compression: str | None = None
-    for env_name in (f"OTEL_EXPORTER_OTLP_{sig}_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION"):
-        raw = env(env_name)
-        if raw is not None:
-            compression = parse_choice(env_name, raw, COMPRESSIONS)
-            break
-
-    insecure: bool | None = None
-    for env_name in (f"OTEL_EXPORTER_OTLP_{sig}_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"):
-        raw = env(env_name)
-        if raw is not None:
-            insecure = parse_bool(env_name, raw)
-            break
-
-    return OtlpSignal(protocol, endpoint, headers, timeout_s, compression, insecure)
-
-
-def _otlp_endpoint_configured() -> bool:
-    return any(
-        env(name)
-        for name in (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-        )
-    )
-
-
 def _sampling(sample_rate: object) -> tuple[float, bool]:
     """Resolve (rate, parent_based) from ``sample_rate`` or ``OTEL_TRACES_SAMPLER[_ARG]``."""
     if not isinstance(sample_rate, _Unset) and sample_rate is not None:
@@ -283,7 +116,7 @@ def resolve(options: Options) -> Settings:
     """Build :class:`Settings` from ``configure_telemetry()`` keywords (``UNSET``: not given)."""
 
     def pick(value: object, key: str, env_name: str | None, default: object) -> tuple[str, object]:
-        src, picked = _pick(value, env_name, default)
+        src, picked = pick_value(value, env_name, default)
         return (src or key), picked
 
     sdk_disabled = parse_bool("OTEL_SDK_DISABLED", env("OTEL_SDK_DISABLED") or "false")
@@ -334,9 +167,9 @@ def resolve(options: Options) -> Settings:
     exporter = parse_choice(opt, exporter, EXPORTERS)
     if exporter == "auto":
         explicit_endpoint = not isinstance(options.otlp_endpoint, _Unset) and options.otlp_endpoint
-        exporter = "otlp" if explicit_endpoint or _otlp_endpoint_configured() else "console"
+        exporter = "otlp" if explicit_endpoint or otlp_endpoint_configured() else "console"
     otlp = {
-        s: _resolve_otlp(
+        s: resolve_otlp(
             s,
             options.otlp_endpoint,
             options.otlp_protocol,

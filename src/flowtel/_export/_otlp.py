@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowtel._core._settings import OtlpSignal
+from flowtel._core._otlp import OtlpSignal
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs.export import LogRecordExporter
