@@ -202,7 +202,7 @@ def _install_features(telemetry: Telemetry) -> None:
     """Switch on what the settings ask for, each feature through its own private hook."""
     settings = telemetry.settings
     if settings.error_window_minutes:
-        from flowtel.errors._processor import _install as install_errors
+        from flowtel.errors._api import _install as install_errors
 
         install_errors(telemetry)
     if settings.sentry_dsn:

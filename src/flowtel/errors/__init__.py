@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowtel.errors._processor import ErrorRateProcessor, get_error_stats, record_error
+from flowtel.errors._api import get_error_stats, record_error
+from flowtel.errors._processor import ErrorRateProcessor
 
 if TYPE_CHECKING:
     from flowtel.errors._stats import ErrorStats, OperationStats

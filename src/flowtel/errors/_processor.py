@@ -20,19 +20,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.metrics import CallbackOptions, Histogram, Meter, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    HistogramDataPoint,
-    Metric,
     MetricReader,
 )
-from opentelemetry.sdk.metrics.export import Histogram as HistogramData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -41,38 +36,22 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel.errors._buckets import OTHER_TYPE, OVERFLOW, OperationCounters
-from flowtel.errors._record import add_handled_event
+from flowtel.errors._duration import DurationProducer
 from flowtel.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from flowtel.errors._stats import ErrorStats, OperationStats
+    from flowtel.errors._stats import ErrorStats
 
 
-def __getattr__(name: str) -> Any:
-    # ErrorStats and OperationStats live in flowtel._error_stats, imported on first use: a
-    # configured process that never queries does not pay for building those classes.
-    if name in ("ErrorStats", "OperationStats"):
-        from flowtel.errors import _stats as _error_stats
+__all__ = ["ErrorRateProcessor"]
 
-        return getattr(_error_stats, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "ErrorRateProcessor",
-    "ErrorStats",
-    "OperationStats",
-    "get_error_stats",
-    "record_error",
-]
-
-_logger = logging.getLogger(__name__)
+_logger = logging.getLogger("flowtel.errors")
 
 _COMPONENT: Final = semconv.COMPONENT
 _OPERATION: Final = semconv.OPERATION
 _SPAN_RECORD_ERROR: Final = semconv.SPAN_RECORD_ERROR
 _ERROR: Final = StatusCode.ERROR
-_DEFAULT_GAUGE_WINDOWS: Final = (1, 5, 15)
+DEFAULT_GAUGE_WINDOWS: Final = (1, 5, 15)
 _NO_ATTRIBUTES: Final[Mapping[str, AttributeValue]] = MappingProxyType({})
 _BATCH: Final = 64
 """Spans queued before they are counted together (bounds the work of one ``on_end``)."""
@@ -85,7 +64,7 @@ def _window_label(minutes: float) -> str:
     return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
 
 
-def _positive(option: str, value: object, accepted: str, *, integer: bool = False) -> float:
+def positive(option: str, value: object, accepted: str, *, integer: bool = False) -> float:
     """``value`` as a float if it is a finite number > 0 (an int when ``integer``), else raise."""
     kinds = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
@@ -171,19 +150,19 @@ class ErrorRateProcessor(SpanProcessor):
         max_keys: int = 1000,
         meter: Meter | None = None,
         bucket_s: float | None = None,
-        gauge_windows_minutes: Sequence[float] = _DEFAULT_GAUGE_WINDOWS,
+        gauge_windows_minutes: Sequence[float] = DEFAULT_GAUGE_WINDOWS,
         record_durations: bool = True,
         metric_readers: Sequence[MetricReader] | None = None,
         resource: Resource | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        window_s = 60 * _positive("error_window_minutes", window_minutes, "a number of minutes > 0")
-        self._max_keys = int(_positive("error_max_keys", max_keys, "an integer >= 1", integer=True))
+        window_s = 60 * positive("error_window_minutes", window_minutes, "a number of minutes > 0")
+        self._max_keys = int(positive("error_max_keys", max_keys, "an integer >= 1", integer=True))
         if bucket_s is None:
             bucket_s = min(60.0, max(1.0, window_s / 60))
-        bucket_s = _positive("bucket_s", bucket_s, "seconds > 0")
+        bucket_s = positive("bucket_s", bucket_s, "seconds > 0")
         for w in gauge_windows_minutes:
-            if _positive("gauge_windows_minutes", w, "minutes > 0") * 60 > window_s:
+            if positive("gauge_windows_minutes", w, "minutes > 0") * 60 > window_s:
                 accepted = f"minutes <= error_window_minutes ({window_minutes})"
                 raise ConfigurationError("gauge_windows_minutes", w, accepted)
         self._window_s = window_s
@@ -247,7 +226,7 @@ class ErrorRateProcessor(SpanProcessor):
         if metric_readers:
             from flowtel.errors import _producer as _metric_producer
 
-            producer = _DurationProducer(self, duration)
+            producer = DurationProducer(self, duration)
             readers = list(metric_readers)
             if all(_metric_producer.supports(r) for r in readers):
                 for reader in readers:
@@ -398,7 +377,7 @@ class ErrorRateProcessor(SpanProcessor):
         Raises:
             ConfigurationError: ``last_minutes`` is not a positive number.
         """
-        last_s = 60 * _positive("last_minutes", last_minutes, "a number of minutes > 0")
+        last_s = 60 * positive("last_minutes", last_minutes, "a number of minutes > 0")
         now = self._clock()
         with self._counted():
             ranges, window_s = self._counters.covered(now, min(last_s, self._window_s))
@@ -452,64 +431,6 @@ class ErrorRateProcessor(SpanProcessor):
                 )
 
 
-class _DurationProducer:
-    """Hands the processor's duration histograms to metric readers (a MetricProducer)."""
-
-    def __init__(self, processor: ErrorRateProcessor, definition: semconv.MetricDef) -> None:
-        self._processor = processor
-        self._definition = definition
-        self.scope = InstrumentationScope(semconv.SCOPE_ERRORS)
-
-    def for_reader(self, temporality: AggregationTemporality) -> Callable[[int], list[Metric]]:
-        processor, definition = self._processor, self._definition
-        bounds = list(processor._counters.bounds)
-        delta = temporality is AggregationTemporality.DELTA
-        seen: dict[tuple[Any, ...], tuple[list[int], int, float]] = {}
-        last_ns = processor._started_ns
-        interval = None
-        if delta:
-            with processor._lock:
-                interval = processor._counters.add_interval()
-
-        def produce(now_ns: int) -> list[Metric]:
-            nonlocal last_ns
-            with processor._counted():
-                points = processor._counters.duration_points(interval)
-            data: list[HistogramDataPoint] = []
-            for p in points:
-                start, count, total, counts = processor._started_ns, p.observations, p.sum, p.counts
-                if delta:  # what happened since this reader's previous collection
-                    start = last_ns
-                    before = seen.get(p.stream)
-                    seen[p.stream] = (p.counts, p.observations, p.sum)
-                    if before is not None:
-                        count = p.observations - before[1]
-                        if not count:
-                            continue
-                        counts = [now - then for now, then in zip(p.counts, before[0], strict=True)]
-                        total = p.sum - before[2]
-                data.append(
-                    HistogramDataPoint(
-                        attributes=p.attributes,
-                        start_time_unix_nano=start,
-                        time_unix_nano=now_ns,
-                        count=count,
-                        sum=total,
-                        bucket_counts=counts,
-                        explicit_bounds=bounds,
-                        min=p.min,  # for DELTA readers: of this interval (see add_interval)
-                        max=p.max,
-                    )
-                )
-            last_ns = now_ns
-            if not data:
-                return []
-            histogram = HistogramData(data, temporality)
-            return [Metric(definition.name, definition.description, definition.unit, histogram)]
-
-        return produce
-
-
 def _is_own_span(span: ReadableSpan) -> bool:
     scope = span.instrumentation_scope
     return scope is not None and scope.name == semconv.SCOPE_ERRORS
@@ -529,123 +450,3 @@ def _error_type(span: ReadableSpan, attributes: Mapping[str, object]) -> str:
 
 
 # -- process-wide source -------------------------------------------------------------------
-
-_active: ErrorRateProcessor | None = None
-_active_tracer: trace.Tracer | None = None
-_record_failure_logged = False
-_missing_logged = False
-
-
-class _TelemetryLike(Protocol):
-    """What :func:`install` needs from ``flowtel.Telemetry``."""
-
-    @property
-    def settings(self) -> Any: ...
-    @property
-    def tracer_provider(self) -> Any: ...
-    @property
-    def meter_provider(self) -> MeterProvider: ...
-    @property
-    def metric_readers(self) -> Sequence[MetricReader]: ...
-    @property
-    def resource(self) -> Resource | None: ...
-    def add_shutdown_callback(self, fn: Callable[[], object]) -> Any: ...
-
-
-def _install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
-    """Create the processor from ``telemetry.settings`` and make it the process-wide source.
-
-    Called by ``configure_telemetry()``. Does nothing when ``error_window_minutes`` is falsy or
-    the tracer provider is not the SDK's (``OTEL_SDK_DISABLED``). Reads ``error_window_minutes``,
-    ``error_max_keys`` and, when the settings have them, ``error_rate_windows_minutes`` (gauge
-    windows; default 1, 5 and 15 minutes, those longer than the window left out) and
-    ``error_duration_histogram`` (default True).
-
-    Raises:
-        ConfigurationError: a setting is out of range (see :class:`ErrorRateProcessor`).
-    """
-    global _active, _active_tracer
-    settings = telemetry.settings
-    window = settings.error_window_minutes
-    if not window or not hasattr(telemetry.tracer_provider, "add_span_processor"):
-        return None
-    gauge_windows = settings.error_rate_windows_minutes
-    if gauge_windows is None:
-        gauge_windows = tuple(w for w in _DEFAULT_GAUGE_WINDOWS if w <= window)
-    processor = ErrorRateProcessor(
-        window_minutes=window,
-        max_keys=settings.error_max_keys,
-        meter=telemetry.meter_provider.get_meter(semconv.SCOPE_ERRORS),
-        gauge_windows_minutes=gauge_windows,
-        record_durations=settings.error_duration_histogram,
-        metric_readers=telemetry.metric_readers,
-        resource=telemetry.resource,
-    )
-    telemetry.tracer_provider.add_span_processor(processor)
-    _active = processor
-    _active_tracer = telemetry.tracer_provider.get_tracer(semconv.SCOPE_ERRORS)
-
-    def _deactivate() -> None:
-        global _active, _active_tracer
-        if _active is processor:
-            _active, _active_tracer = None, None
-
-    telemetry.add_shutdown_callback(_deactivate)
-    return processor
-
-
-def get_error_stats(
-    last_minutes: float = 15, component: str | None = None, operation: str | None = None
-) -> ErrorStats:
-    """Calls and errors of this process over the last ``last_minutes``.
-
-    Cheap (independent of span volume) and safe from any thread or the event loop. Before
-    ``configure_telemetry()`` (or with ``error_window_minutes`` disabled) it returns empty stats
-    so a health check stays up; a warning is logged once.
-
-    Raises:
-        ConfigurationError: ``last_minutes`` is not a positive number.
-    """
-    global _missing_logged
-    processor = _active
-    if processor is None:
-        _positive("last_minutes", last_minutes, "a number of minutes > 0")
-        if not _missing_logged:
-            _missing_logged = True
-            _logger.warning("flowtel.errors: get_error_stats() before error tracking is enabled")
-        from flowtel.errors._stats import empty_stats
-
-        return empty_stats()
-    return processor.stats(last_minutes, component, operation)
-
-
-def record_error(
-    exc: BaseException,
-    component: str | None = None,
-    operation: str | None = None,
-    **attributes: object,
-) -> None:
-    """Record an error that was handled and will not escape.
-
-    Adds an ``exception`` event with ``flowtel.error.handled=true`` to the current span (or to a
-    short ``flowtel.record_error`` span when none is recording) and counts it as handled in the
-    statistics and the ``flowtel.errors`` metric. Message, stack trace and ``attributes`` are
-    scrubbed. Never raises.
-
-    Args:
-        exc: the handled exception.
-        component: defaults to the current span's component (see :class:`ErrorRateProcessor`).
-        operation: defaults to the current span's operation.
-        **attributes: extra event attributes.
-    """
-    global _record_failure_logged
-    try:
-        tracer = _active_tracer or trace.get_tracer(semconv.SCOPE_ERRORS)
-        counted = add_handled_event(exc, component, operation, attributes, tracer)
-        processor = _active
-        if processor is not None:
-            processor.record_handled(*counted)
-    except Exception:
-        if not _record_failure_logged:
-            _record_failure_logged = True
-            _logger.exception("flowtel.errors: record_error() failed; error not recorded")

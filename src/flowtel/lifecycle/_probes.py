@@ -404,7 +404,7 @@ def _error_stats(last_minutes: float, warn_rate: float) -> dict[str, Any] | None
     without this section.
     """
     try:
-        from flowtel.errors._processor import get_error_stats
+        from flowtel.errors import get_error_stats
 
         stats = get_error_stats(last_minutes=last_minutes)
         window = getattr(stats, "window", None)
