@@ -206,7 +206,7 @@ def _install_features(telemetry: Telemetry) -> None:
 
         install_errors(telemetry)
     if settings.sentry_dsn:
-        from flowtel.sentry._bridge import _install as install_sentry
+        from flowtel.sentry._install import _install as install_sentry
 
         install_sentry(telemetry)
     if settings.logging:

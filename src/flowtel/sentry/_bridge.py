@@ -19,14 +19,12 @@ sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import sys
 import threading
 import time
 import weakref
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from opentelemetry import metrics, trace
@@ -38,57 +36,18 @@ from flowtel._core._scrub import current_scrubber
 from flowtel.sentry import _dedupe as dd
 from flowtel.sentry import _event as ev
 from flowtel.sentry import _sdk as sdkx
+from flowtel.sentry._outcomes import SDK_REASONS, SentryDropReason, SentryOutcome, SentryTag
 
 if TYPE_CHECKING:
     from types import ModuleType, TracebackType
 
-    from flowtel._core._telemetry import Telemetry
 
 __all__ = ["SentryBridge", "SentryDropReason", "SentryOutcome", "SentryTag"]
 
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("flowtel.sentry")
 
 _HINT_KEY: Final = "flowtel_span"  # marks events the bridge built itself
 _MECHANISM: Final = "flowtel"
-
-
-class SentryOutcome(StrEnum):
-    """What happened to a Sentry event (``flowtel.sentry.outcome``)."""
-
-    SENT = "sent"  # handed to sentry-sdk's background transport queue
-    DROPPED = "dropped"
-
-
-class SentryDropReason(StrEnum):
-    """Why a Sentry event was not sent (``flowtel.sentry.reason``)."""
-
-    DUPLICATE = "duplicate"  # the same exception occurrence was already reported
-    SAMPLE = "sample"  # sentry_sample_rate
-    RATE_LIMITED = "rate_limited"  # Sentry answered 429 / rate-limit headers
-    QUEUE_FULL = "queue_full"  # the transport queue was full (Sentry slow or down)
-    NETWORK_ERROR = "network_error"
-    SEND_ERROR = "send_error"
-    BRIDGE_ERROR = "bridge_error"  # the bridge itself failed (logged once)
-    OTHER = "other"
-
-
-_SDK_REASONS: Final = {
-    "sample_rate": SentryDropReason.SAMPLE,
-    "ratelimit_backoff": SentryDropReason.RATE_LIMITED,
-    "queue_overflow": SentryDropReason.QUEUE_FULL,
-    "network_error": SentryDropReason.NETWORK_ERROR,
-    "send_error": SentryDropReason.SEND_ERROR,
-}
-
-
-class SentryTag(StrEnum):
-    """Tag keys the bridge sets on every Sentry event it builds."""
-
-    SERVICE = "service"
-    ENVIRONMENT = "environment"
-    COMPONENT = "component"
-    OPERATION = "operation"
-    TRACE_ID = "trace_id"  # the OTel trace id: paste into Tempo, or use a link template
 
 
 class _Capture(NamedTuple):
@@ -494,7 +453,7 @@ class SentryBridge(SpanProcessor):
         if sdk_reason == "before_send":  # the bridge dropped it and counted why
             return
         self._count(
-            SentryOutcome.DROPPED, _SDK_REASONS.get(sdk_reason, SentryDropReason.OTHER), quantity
+            SentryOutcome.DROPPED, SDK_REASONS.get(sdk_reason, SentryDropReason.OTHER), quantity
         )
 
     def _warn_once(self, key: str, message: str) -> None:
@@ -520,43 +479,3 @@ def _log_message(record: logging.LogRecord) -> str:
         return record.getMessage()
     except Exception:  # bad %-args: the raw template still says what happened
         return str(record.msg)
-
-
-def _install(telemetry: Telemetry) -> None:
-    """Wire the Sentry bridge into ``telemetry`` (called by ``configure_telemetry``).
-
-    Called only when ``settings.sentry_dsn`` is set. Without sentry-sdk installed this logs one
-    warning and returns: the app runs on without Sentry. Release is ``service_version``; the
-    Sentry environment is ``sentry_environment`` (which defaults to ``environment``).
-    """
-    settings = telemetry.settings
-    if not settings.sentry_dsn:
-        return
-    if importlib.util.find_spec("sentry_sdk") is None:
-        _log.warning(
-            "flowtel: sentry_dsn is set but sentry-sdk is not installed; Sentry reporting is "
-            "off. Install it with: pip install 'flowtel[sentry]'"
-        )
-        return
-    bridge = SentryBridge(
-        environment=settings.sentry_environment,
-        send_default_pii=settings.sentry_send_default_pii,
-        meter_provider=telemetry.meter_provider,
-        shutdown_timeout_s=settings.shutdown_timeout_s,
-        trace_url_template=settings.sentry_trace_url_template,
-    )
-    try:
-        bridge.init_sentry(
-            settings.sentry_dsn,
-            sample_rate=settings.sentry_sample_rate,
-            release=settings.service_version,
-            send_default_pii=settings.sentry_send_default_pii,
-        )
-    except Exception:  # e.g. an sentry-sdk too old or broken: the app must still start
-        _log.warning(
-            "flowtel: sentry-sdk failed to initialise; Sentry reporting is off", exc_info=True
-        )
-        return
-    add_processor = getattr(telemetry.tracer_provider, "add_span_processor", None)
-    if add_processor is not None:  # a no-op provider (OTEL_SDK_DISABLED) has none
-        add_processor(bridge)

@@ -1,0 +1,54 @@
+"""``configure_telemetry(sentry_dsn=...)``: build the bridge, start sentry-sdk, add it."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import TYPE_CHECKING
+
+from flowtel.sentry._bridge import SentryBridge
+
+_log = logging.getLogger("flowtel.sentry")
+
+if TYPE_CHECKING:
+    from flowtel._core._telemetry import Telemetry
+
+
+def _install(telemetry: Telemetry) -> None:
+    """Wire the Sentry bridge into ``telemetry`` (called by ``configure_telemetry``).
+
+    Called only when ``settings.sentry_dsn`` is set. Without sentry-sdk installed this logs one
+    warning and returns: the app runs on without Sentry. Release is ``service_version``; the
+    Sentry environment is ``sentry_environment`` (which defaults to ``environment``).
+    """
+    settings = telemetry.settings
+    if not settings.sentry_dsn:
+        return
+    if importlib.util.find_spec("sentry_sdk") is None:
+        _log.warning(
+            "flowtel: sentry_dsn is set but sentry-sdk is not installed; Sentry reporting is "
+            "off. Install it with: pip install 'flowtel[sentry]'"
+        )
+        return
+    bridge = SentryBridge(
+        environment=settings.sentry_environment,
+        send_default_pii=settings.sentry_send_default_pii,
+        meter_provider=telemetry.meter_provider,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+        trace_url_template=settings.sentry_trace_url_template,
+    )
+    try:
+        bridge.init_sentry(
+            settings.sentry_dsn,
+            sample_rate=settings.sentry_sample_rate,
+            release=settings.service_version,
+            send_default_pii=settings.sentry_send_default_pii,
+        )
+    except Exception:  # e.g. an sentry-sdk too old or broken: the app must still start
+        _log.warning(
+            "flowtel: sentry-sdk failed to initialise; Sentry reporting is off", exc_info=True
+        )
+        return
+    add_processor = getattr(telemetry.tracer_provider, "add_span_processor", None)
+    if add_processor is not None:  # a no-op provider (OTEL_SDK_DISABLED) has none
+        add_processor(bridge)
