@@ -51,3 +51,35 @@ class TestEveryOption:
 
         assert still_works() == 7
         good.shutdown()
+
+
+class TestOneLevelParser:
+    @pytest.mark.parametrize("level", ["WARN", "warning", " Warning ", 30])
+    def test_configure_and_instrument_logging_accept_the_same_levels(self, level: object) -> None:
+        """configure_telemetry(log_level=...) and instrument_logging(level=...) agree, WARN too."""
+        import logging
+
+        from opentelemetry.sdk._logs import LoggerProvider
+
+        from flowtel.logs import instrument_logging, uninstrument_logging
+
+        telemetry = flowtel.configure_telemetry(exporter="none", log_level=level, force=True)
+        try:
+            assert telemetry.settings.log_level == logging.WARNING
+            instrument_logging(LoggerProvider(), level=level)  # type: ignore[arg-type]
+            uninstrument_logging()
+        finally:
+            telemetry.shutdown()
+
+    def test_both_reject_the_same_levels_naming_the_option(self) -> None:
+        """A bad level fails the same way on both paths, naming log_level and the accepted ones."""
+        from opentelemetry.sdk._logs import LoggerProvider
+
+        from flowtel.logs import instrument_logging
+
+        for call in (
+            lambda: flowtel.configure_telemetry(exporter="none", log_level="LOUD", force=True),
+            lambda: instrument_logging(LoggerProvider(), level="LOUD"),
+        ):
+            with pytest.raises(flowtel.ConfigurationError, match="log_level.*LOUD.*WARN"):
+                call()

@@ -167,13 +167,21 @@ def parse_resource_attributes(option: str, value: object) -> dict[str, str]:
 
 
 def parse_level(option: str, value: object) -> int:
-    """A logging level name or number."""
+    """A logging level: a name (``WARN`` is ``WARNING``, as the standard library has it) or a
+    number >= 0. The one parser behind ``configure_telemetry(log_level=...)``, its
+    environment variable and :func:`flowtel.logs.instrument_logging`."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.strip().upper() in LEVELS:
-        level: int = getattr(logging, value.strip().upper())
-        return level
-    raise ConfigurationError(option, value, "one of " + ", ".join(LEVELS) + " or a number >= 0")
+    if isinstance(value, str):
+        name = value.strip().upper()
+        if name == "WARN":
+            return logging.WARNING
+        if name in LEVELS:
+            level: int = getattr(logging, name)
+            return level
+    raise ConfigurationError(
+        option, value, "one of " + ", ".join(LEVELS) + " (or WARN), or a number >= 0"
+    )
 
 
 def parse_patterns(option: str, value: object) -> tuple[str, ...]:

@@ -34,8 +34,8 @@ from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider
 
 from flowtel import semconv
+from flowtel._core._parse import parse_level
 from flowtel._core._scrub import current_scrubber
-from flowtel.exceptions import ConfigurationError
 from flowtel.logs._bridge import (
     DEFAULT_EXCLUDED_LOGGERS,
     SPAN_CONTEXT_ATTR,
@@ -64,16 +64,6 @@ __all__ = [
     "is_instrumented",
     "uninstrument_logging",
 ]
-
-_LEVELS: Final = {
-    "DEBUG": logging.DEBUG,
-    "INFO": logging.INFO,
-    "WARNING": logging.WARNING,
-    "WARN": logging.WARNING,
-    "ERROR": logging.ERROR,
-    "CRITICAL": logging.CRITICAL,
-}
-_ACCEPTED_LEVELS: Final = "DEBUG, INFO, WARNING, ERROR, CRITICAL or a number >= 0"
 
 
 def current_trace_id() -> str | None:
@@ -210,23 +200,6 @@ def add_trace_context(
     return event_dict
 
 
-def _parse_level(value: str | int) -> int:
-    """Validate a ``log_level`` option: a level name or an int.
-
-    Raises:
-        ConfigurationError: naming ``log_level``, the value and the accepted values.
-    """
-    if isinstance(value, bool):
-        raise ConfigurationError("log_level", value, _ACCEPTED_LEVELS)
-    if isinstance(value, int):
-        if value >= 0:
-            return value
-        raise ConfigurationError("log_level", value, _ACCEPTED_LEVELS)
-    if isinstance(value, str) and value.strip().upper() in _LEVELS:
-        return _LEVELS[value.strip().upper()]
-    raise ConfigurationError("log_level", value, _ACCEPTED_LEVELS)
-
-
 @dataclass
 class _Installation:
     """What one install changed, so uninstalling restores exactly that."""
@@ -282,7 +255,7 @@ def instrument_logging(
     Raises:
         ConfigurationError: ``level`` is not a valid level.
     """
-    levelno = _parse_level(level)
+    levelno = parse_level("log_level", level)
     global _current
     with _lock:
         if _current is not None:
