@@ -81,5 +81,5 @@ class TestOneLevelParser:
             lambda: flowtel.configure_telemetry(exporter="none", log_level="LOUD", force=True),
             lambda: instrument_logging(LoggerProvider(), level="LOUD"),
         ):
-            with pytest.raises(flowtel.ConfigurationError, match="log_level.*LOUD.*WARN"):
+            with pytest.raises(flowtel.ConfigurationError, match=r"log_level.*LOUD.*WARN"):
                 call()
