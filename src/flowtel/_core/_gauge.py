@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from flowtel import semconv
+from flowtel._core._compat import API_PROXY_METER_PROVIDER
 from flowtel._core._proxy import global_meter_provider
 
 __all__ = ["PROXY", "SharedGauge", "bind_global_provider", "on_rebind", "owns"]
@@ -32,15 +33,7 @@ __all__ = ["PROXY", "SharedGauge", "bind_global_provider", "on_rebind", "owns"]
 S = TypeVar("S")
 
 
-def _proxy_provider() -> MeterProvider | None:
-    try:
-        from opentelemetry.metrics._internal import _PROXY_METER_PROVIDER
-    except ImportError:  # pragma: no cover - API layout changed; treat every provider as real
-        return None
-    return _PROXY_METER_PROVIDER
-
-
-PROXY = _proxy_provider()
+PROXY = API_PROXY_METER_PROVIDER
 """The API's proxy MeterProvider (the global one until a real provider is set)."""
 
 

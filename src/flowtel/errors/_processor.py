@@ -30,11 +30,11 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
+from flowtel._core._compat import direct_span_reads
 from flowtel.errors._buckets import OTHER_TYPE, OVERFLOW, OperationCounters
 from flowtel.errors._duration import DurationProducer
 from flowtel.exceptions import ConfigurationError
@@ -75,41 +75,7 @@ def positive(option: str, value: object, accepted: str, *, integer: bool = False
     return number
 
 
-def _direct_reads_work() -> bool:
-    """Whether ``on_end`` may read a ReadableSpan's fields directly (checked once, at import).
-
-    Why: ``on_end`` runs for every span and its budget is a few microseconds. The public
-    properties copy (``attributes`` wraps the SDK's BoundedAttributes in a MappingProxy whose
-    ``get`` of a missing key goes through a KeyError: about 0.6 us, twice per plain span). The
-    fields behind them are read-only here and verified against the properties on a probe span;
-    an SDK that stores them differently gets the public properties instead.
-    """
-    try:
-        scope = InstrumentationScope("flowtel.probe")
-        status = Status(StatusCode.ERROR)
-        attributes = BoundedAttributes(attributes={"k": "v"})
-        span = ReadableSpan(
-            name="probe",
-            attributes=attributes,
-            status=status,
-            start_time=1,
-            end_time=2,
-            instrumentation_scope=scope,
-        )
-        probe: Any = span
-        return (
-            probe._name == span.name == "probe"
-            and probe._attributes is attributes
-            and type(attributes._dict) is dict
-            and attributes._dict == dict(span.attributes or {}) == {"k": "v"}
-            and probe._status is span.status is status
-            and (probe._start_time, probe._end_time) == (span.start_time, span.end_time) == (1, 2)
-        )
-    except Exception:  # pragma: no cover - an SDK without these fields
-        return False
-
-
-_DIRECT_READS: Final = _direct_reads_work()
+_DIRECT_READS: Final = direct_span_reads  # see flowtel._core._compat
 
 
 class ErrorRateProcessor(SpanProcessor):

@@ -20,9 +20,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from opentelemetry.sdk.metrics import Histogram
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Metric,
@@ -34,17 +33,11 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from flowtel._core._compat import HISTOGRAM_INSTRUMENT_CLASS, reader_collect_hooks
+
 __all__ = ["MetricProducer", "merge", "register", "supports"]
 
 _logger = logging.getLogger(__name__)
-
-_HISTOGRAM_CLASS: type = Histogram
-try:  # readers key their temporality table by the SDK's concrete instrument classes
-    from opentelemetry.sdk.metrics._internal.instrument import _Histogram
-
-    _HISTOGRAM_CLASS = _Histogram
-except ImportError:  # pragma: no cover - a future SDK layout
-    pass
 
 Produce = Callable[[int], Sequence[Metric]]
 """Called at each collection with the collection time (ns); returns the metrics to add."""
@@ -65,11 +58,7 @@ class MetricProducer(Protocol):
 
 def supports(reader: MetricReader) -> bool:
     """Whether :func:`register` can attach to ``reader`` (registered with a MeterProvider)."""
-    return (
-        callable(getattr(reader, "_collect", None))
-        and isinstance(getattr(reader, "_instrument_class_temporality", None), dict)
-        and callable(getattr(reader, "_set_collect_callback", None))
-    )
+    return reader_collect_hooks(reader) is not None
 
 
 def register(reader: MetricReader, producer: MetricProducer, resource: Resource) -> bool:
@@ -79,12 +68,11 @@ def register(reader: MetricReader, producer: MetricProducer, resource: Resource)
     nothing) when :func:`supports` is False; the producer's own failures are logged once and
     the reader's other metrics are still delivered.
     """
-    if not supports(reader):
+    hooks = reader_collect_hooks(reader)
+    if hooks is None:
         return False
-    collect: Any = getattr(reader, "_collect", None)
-    temporalities: Any = getattr(reader, "_instrument_class_temporality", None)
-    set_callback: Any = getattr(reader, "_set_collect_callback", None)
-    temporality = temporalities.get(_HISTOGRAM_CLASS, AggregationTemporality.CUMULATIVE)
+    collect, temporalities, set_callback = hooks
+    temporality = temporalities.get(HISTOGRAM_INSTRUMENT_CLASS, AggregationTemporality.CUMULATIVE)
     produce = producer.for_reader(temporality)
     scope = producer.scope
     lock = threading.Lock()  # a periodic export and a force_flush may collect at once

@@ -6,7 +6,7 @@ every call, inside the span constructor: about 4 µs of a 28 µs span on the CI 
 validates them once per configuration instead (:func:`preset_attributes`) and writes them into the
 span's attribute dict right after it starts. That is only invisible to other code when
 
-- the SDK stores span attributes the way :func:`_layout_ok` verified on a probe span,
+- the SDK stores span attributes the way ``_compat.span_attribute_dict_ok`` verified on a probe,
 - no span processor looks at attributes in ``on_start`` (tracked here: processors from flowtel and
   the SDK's batch/simple processors do not; anything else turns the shortcut off), and
 - the sampler ignores attributes (flowtel's sampler does; it is the only one flowtel installs).
@@ -20,16 +20,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace import _Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.trace import SpanContext
 from opentelemetry.util.types import AttributeValue
 
+from flowtel._core._compat import span_attribute_dict_ok
 from flowtel._core._telemetry import HUB
 
-__all__ = ["FlowtelTracerProvider", "SdkSpan", "preset_attributes"]
+__all__ = ["FlowtelTracerProvider", "preset_attributes"]
 
 _SDK_BLIND: Final = (BatchSpanProcessor, SimpleSpanProcessor)
 """SDK processors whose ``on_start`` never reads attributes (exact types: subclasses may)."""
@@ -63,26 +61,6 @@ class FlowtelTracerProvider(TracerProvider):
                     HUB.invalidate()  # @traced sites pick up the change
 
 
-def _layout_ok() -> bool:
-    """Whether this SDK keeps a span's attributes in a plain dict inside BoundedAttributes."""
-    try:
-        from opentelemetry.sdk.resources import Resource
-
-        span = SdkSpan("probe", SpanContext(1, 1, False), resource=Resource.get_empty())
-        span.start()
-        stored: Any = span._attributes
-        if stored.__class__ is not BoundedAttributes or type(stored._dict) is not dict:
-            return False
-        stored._dict.update({"probe.key": "v", "probe.n": 1})
-        span.end()
-        readable = span._readable_span()
-        return dict(readable.attributes or {}) == {"probe.key": "v", "probe.n": 1} and (
-            stored.dropped == 0
-        )
-    except Exception:  # pragma: no cover - an SDK that stores attributes differently
-        return False
-
-
 _layout: bool | None = None
 
 
@@ -98,7 +76,7 @@ def preset_attributes(
     if not isinstance(provider, FlowtelTracerProvider) or not provider.presets_allowed:
         return None
     if _layout is None:
-        _layout = _layout_ok()
+        _layout = span_attribute_dict_ok()
     if not _layout:
         return None
     limit = provider.limits.max_span_attributes

@@ -85,6 +85,16 @@ def _end_failed(span: Span, token: Token[Context], exc: BaseException) -> None:
         _report_internal("span end")
 
 
+def _write_preset(span: Span, preset: Mapping[str, AttributeValue]) -> None:
+    """See ``flowtel._core._compat.write_preset``; imported on first use (the SDK is loaded by
+    then: the span is an SDK span)."""
+    global _write_preset
+    from flowtel._core._compat import write_preset
+
+    _write_preset = write_preset
+    write_preset(span, preset)
+
+
 class _Site:
     """Everything about one decorated function that can be computed once, at decoration."""
 
@@ -158,10 +168,12 @@ class _Site:
         self.preset, self.span_class = None, None
         current = _HUB.current
         if current is not None and self.signature is None:
+            # Loaded here, not at import: ``import flowtel`` must not import the SDK.
+            from flowtel._core._compat import SDK_SPAN_CLASS
             from flowtel.tracing import _provider as _provider
 
             self.preset = _provider.preset_attributes(current.tracer_provider, self.attributes)
-            self.span_class = _provider.SdkSpan
+            self.span_class = SDK_SPAN_CLASS
         self.generation = gen
 
     def start_plain(self) -> Span:
@@ -173,7 +185,7 @@ class _Site:
             return self.tracer.start_span(self.name, attributes=self.attributes)
         span = self.tracer.start_span(self.name)
         if span.__class__ is self.span_class:
-            span._attributes._dict.update(preset)  # type: ignore[attr-defined]
+            _write_preset(span, preset)
         return span
 
     def call_attributes(

@@ -1,0 +1,162 @@
+"""The package layout holds: no import cycles, each stage imports only what lies below it.
+
+``docs/architecture.md`` draws these rules; this test is what keeps the drawing true. Every
+import counts, at module level or inside a function (a lazy import is still a dependency);
+only ``if TYPE_CHECKING:`` blocks are left out, since they never run.
+"""
+
+from __future__ import annotations
+
+import ast
+import graphlib
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "flowtel"
+
+_BASE = {"semconv", "exceptions", "_core"}
+
+#: What each top-level part of flowtel may import (besides itself). Bottom to top, in the order
+#: of docs/architecture.md: definitions, the ground floor, the stages, the features that sit on
+#: the stages, the assembler, the public faces.
+ALLOWED: dict[str, set[str]] = {
+    "semconv": set(),
+    "exceptions": set(),
+    "_core": {"semconv", "exceptions"},
+    "_export": _BASE,
+    "tracing": _BASE | {"_export"},
+    "logs": _BASE,
+    "resilience": _BASE,
+    "errors": _BASE | {"tracing"},
+    "sentry": _BASE | {"tracing", "errors"},
+    "lifecycle": _BASE | {"tracing", "errors"},
+    "fastapi": _BASE | {"lifecycle"},
+    "_configure": _BASE | {"_export", "tracing", "logs", "resilience", "errors", "sentry"},
+    "testing": _BASE | {"flowtel", "_export", "tracing", "logs", "errors"},
+    "flowtel": _BASE
+    | {"_configure", "_export", "tracing", "logs", "errors", "lifecycle", "fastapi"},
+}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> set[str]:
+    """flowtel modules ``path`` imports anywhere but under ``if TYPE_CHECKING:``."""
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.ImportFrom) and (child.module or "").startswith("flowtel"):
+                assert child.module is not None
+                for alias in child.names:
+                    full = f"{child.module}.{alias.name}"
+                    found.add(full if full in MODULES else child.module)
+            elif isinstance(child, ast.Import):
+                found.update(a.name for a in child.names if a.name.startswith("flowtel"))
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return {name for name in found if name in MODULES}
+
+
+GRAPH = {name: _imports(path) - {name} for name, path in MODULES.items()}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "flowtel"
+
+
+class TestImportGraph:
+    def test_no_cycles(self) -> None:
+        """No chain of imports leads from a module back to itself."""
+        try:
+            graphlib.TopologicalSorter(GRAPH).prepare()
+        except graphlib.CycleError as exc:
+            pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+
+    def test_every_part_has_rules(self) -> None:
+        """A new package or top-level module gets its place in the layering first."""
+        assert {_part(m) for m in MODULES} <= set(ALLOWED), {_part(m) for m in MODULES} - set(
+            ALLOWED
+        )
+
+    @pytest.mark.parametrize("module", sorted(MODULES))
+    def test_imports_follow_the_layers(self, module: str) -> None:
+        """Each module imports only from its own part and the parts below it."""
+        part = _part(module)
+        allowed = ALLOWED.get(part, set()) | {part}
+        wrong = sorted(t for t in GRAPH[module] if _part(t) not in allowed)
+        assert not wrong, f"{module} ({part}) may not import {wrong}"
+
+    def test_no_feature_imports_the_assembler(self) -> None:
+        """Only the public faces import flowtel._configure: features never call back up."""
+        importers = sorted(m for m, targets in GRAPH.items() if "flowtel._configure" in targets)
+        assert importers == ["flowtel"]
+
+
+class TestExplicitWiring:
+    def test_no_module_names_in_strings(self) -> None:
+        """Features are plain imports: no import_module("flowtel...") anywhere in the package."""
+        offenders = [
+            str(path.relative_to(SRC))
+            for path in MODULES.values()
+            if "import_module(" in path.read_text() and '"flowtel' in path.read_text()
+        ]
+        assert not offenders
+
+    def test_no_set_once_guard_resets(self) -> None:
+        """Reconfiguration swaps delegates; nothing touches the API's set-once guards."""
+        assert not [p for p in MODULES.values() if "_SET_ONCE" in p.read_text()]
+
+    def test_importing_a_feature_installs_nothing(self) -> None:
+        """No module configures anything at import: importing every module in a fresh
+        interpreter leaves OpenTelemetry's globals and flowtel's hub untouched."""
+        import subprocess
+        import sys
+
+        code = (
+            "import importlib, sys\n"
+            f"names = {sorted(MODULES)!r}\n"
+            "for n in names:\n"
+            "    importlib.import_module(n)\n"
+            "from opentelemetry import trace, metrics\n"
+            "from flowtel._core._telemetry import HUB\n"
+            "assert HUB.current is None and HUB.generation == 0, HUB.generation\n"
+            "assert type(trace.get_tracer_provider()).__name__ == 'ProxyTracerProvider'\n"
+            "assert type(metrics.get_meter_provider()).__name__ == '_ProxyMeterProvider'\n"
+            "print('ok')\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+    def test_import_flowtel_stays_cheap(self) -> None:
+        """``import flowtel`` loads neither the OpenTelemetry SDK nor any optional dependency."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, flowtel\n"
+            "heavy = ('opentelemetry.sdk', 'sentry_sdk', 'fastapi', 'grpc', 'prometheus_client')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+        assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
