@@ -130,9 +130,9 @@ class TestDegradedCollector:
 
 
 class TestHttpErrorStatus:
-    """OTLP/HTTP answering 500 or 413: the batch is counted as failed and lost, once."""
+    """OTLP/HTTP answering a permanent error: the batch is counted as failed and lost, once."""
 
-    @pytest.mark.parametrize("status", [500, 413])
+    @pytest.mark.parametrize("status", [400, 413])
     def test_error_status(
         self, status: int, otlp_http: OtlpHttpReceiver, make_pipeline: Callable[..., Pipeline]
     ) -> None:
@@ -149,6 +149,24 @@ class TestHttpErrorStatus:
         assert otlp_http.spans() == []
         assert pipeline.guard.dropped(TRACES, LossReason.EXPORT_FAILED) == CALLS
         assert pipeline.guard.failures(TRACES, LossReason.EXPORT_FAILED) == CALLS // 50
+
+    def test_status_500_is_lost_and_counted_within_the_budget(
+        self, otlp_http: OtlpHttpReceiver, make_pipeline: Callable[..., Pipeline]
+    ) -> None:
+        """500 is permanent by the OTLP spec; SDKs before 1.44 retry it until the export timeout.
+        Either way every span is counted lost, and shutdown keeps its budget."""
+        otlp_http.fail_with(500)
+        pipeline = make_pipeline(
+            span_exporter("http", otlp_http.endpoint),
+            max_export_batch_size=50,
+            schedule_delay_s=60,
+            shutdown_timeout_s=2.0,
+        )
+        _run_app(pipeline)
+        pipeline.processor.force_flush(1_000)
+        assert pipeline.shutdown_s() < 2.0 + SHUTDOWN_SLACK_S
+        assert otlp_http.spans() == []
+        assert pipeline.guard.dropped() == CALLS
 
 
 class TestOtherSignals:

@@ -6,7 +6,7 @@ version number), so an SDK that changes its internals gets the public path inste
 data. ``tests/core/test_compat.py`` runs both paths; CI runs the suite on the oldest and the
 newest OpenTelemetry releases ``pyproject.toml`` admits (see ``.ci/run``).
 
-Verified on opentelemetry-sdk 1.39.0 through 1.45.2. The accesses, why, and the fallback:
+Verified on opentelemetry-sdk 1.41.0 (the oldest release pyproject.toml admits) through 1.45.2. The accesses, why, and the fallback:
 
 - ``_Span._attributes._dict``: ``@traced`` writes its fixed, already-validated attributes
   (about 4 us of a 28 us span). Fallback: ``start_span(attributes=...)``.

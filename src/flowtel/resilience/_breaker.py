@@ -20,14 +20,11 @@ across threads and tasks and never blocks the event loop. Listeners run outside 
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import inspect
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -36,6 +33,16 @@ from opentelemetry.metrics import MeterProvider
 from flowtel import semconv
 from flowtel._core._values import safe_predicate
 from flowtel.exceptions import CircuitOpenError, ConfigurationError
+from flowtel.resilience._breaker_state import (
+    _DEFAULT_WINDOW,
+    _STATE_EVENTS,
+    BreakerMetrics,
+    CircuitState,
+    ExceptionMatcher,
+    StateTransition,
+    _matcher,
+    _starts,
+)
 from flowtel.resilience._clock import Clock, current_clock
 from flowtel.resilience._telemetry import (
     CallOutcome,
@@ -64,83 +71,36 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _log = logging.getLogger("flowtel.resilience")
 
-ExceptionMatcher = (
-    type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-)
-"""Exception types, or a predicate over an exception."""
-
-
-class CircuitState(StrEnum):
-    """A breaker's state (``flowtel.circuit.state``)."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-_DEFAULT_WINDOW = CountWindow(100)
-
-_STATE_EVENTS = {
-    CircuitState.OPEN: ResilienceEvent.CIRCUIT_OPENED,
-    CircuitState.HALF_OPEN: ResilienceEvent.CIRCUIT_HALF_OPENED,
-    CircuitState.CLOSED: ResilienceEvent.CIRCUIT_CLOSED,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class StateTransition:
-    """What a listener receives when a breaker changes state."""
-
-    name: str
-    from_state: CircuitState
-    to_state: CircuitState
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerMetrics:
-    """A snapshot of a breaker's window; rates are None below ``minimum_calls``."""
-
-    state: CircuitState
-    calls: int
-    failed_calls: int
-    slow_calls: int
-    failure_rate: float | None
-    slow_call_rate: float | None
-
-
-# Start times of the breaker calls in progress in this task or thread (context-manager form).
-_starts: contextvars.ContextVar[tuple[float, ...]] = contextvars.ContextVar(
-    "flowtel_breaker_starts", default=()
-)
-
-
-def _matcher(
-    option: str, value: ExceptionMatcher | None, default: bool
-) -> Callable[[BaseException], bool]:
-    if value is None:
-        return (lambda e: isinstance(e, Exception)) if default else (lambda e: False)
-    if isinstance(value, type) and issubclass(value, BaseException):
-        return lambda e: isinstance(e, value)
-    if isinstance(value, tuple):
-        if not all(isinstance(t, type) and issubclass(t, BaseException) for t in value):
-            raise ConfigurationError(option, value, "exception types or a predicate")
-        return lambda e: isinstance(e, value)
-    if callable(value):
-        return cast(Callable[[BaseException], bool], value)
-    raise ConfigurationError(option, value, "exception types or a predicate")
-
 
 class CircuitBreaker:
     """Stops calling a failing upstream; see the module notes for the exact semantics.
 
     Use it as a decorator (sync or async), as ``with`` / ``async with``, or drive it by hand
     with :meth:`acquire_permission` then :meth:`on_success` / :meth:`on_error` /
-    :meth:`release_permission`.
+    :meth:`release_permission`. Defaults follow resilience4j.
+
+    Args:
+        name: ``flowtel.resilience.name`` of the breaker; default: the decorated function's
+            qualified name.
+        failure_rate_threshold: Open at or above this failure fraction.
+        slow_call_duration_s: Calls longer than this are slow; None disables slow calls.
+        slow_call_rate_threshold: Open at or above this slow-call fraction.
+        window: ``CountWindow(size)`` or ``TimeWindow(size_s)``.
+        minimum_calls: Calls the window needs before rates are computed.
+        open_for_s: Time in OPEN before trial calls are allowed.
+        half_open_calls: Trial calls in HALF_OPEN.
+        record: Exceptions that count as failures; default: every ``Exception``.
+        ignore: Exceptions that count as nothing (checked before ``record``).
+        clock: Time source; default: the real clock, or the test-mode clock.
+        meter_provider: Record metrics here instead of the global provider.
+
+    Raises:
+        ConfigurationError: An option is out of range.
     """
 
     def __init__(
         self,
-        name: str,
+        name: str | None = None,
         *,
         failure_rate_threshold: float = 0.5,
         slow_call_duration_s: float | None = None,
@@ -176,7 +136,7 @@ class CircuitBreaker:
             raise ConfigurationError("open_for_s", open_for_s, "a float >= 0")
         if half_open_calls < 1:
             raise ConfigurationError("half_open_calls", half_open_calls, "an int >= 1")
-        self.name = name
+        self.name = name or "circuit_breaker"  # the decorated function's name, once known
         self.failure_rate_threshold = failure_rate_threshold
         self.slow_call_duration_s = slow_call_duration_s
         self.slow_call_rate_threshold = slow_call_rate_threshold
@@ -197,7 +157,7 @@ class CircuitBreaker:
         self._ring: CountRing | TimeRing = self._closed_ring()
         self._opened_at = 0.0
         self._permits = 0
-        self._named = True
+        self._named = name is not None
         register_breaker(self)
 
     @property
@@ -426,55 +386,5 @@ class CircuitBreaker:
         self.__exit__(exc_type, exc, tb)
 
 
-def circuit_breaker(
-    name: str | None = None,
-    *,
-    failure_rate_threshold: float = 0.5,
-    slow_call_duration_s: float | None = None,
-    slow_call_rate_threshold: float = 1.0,
-    window: CountWindow | TimeWindow = _DEFAULT_WINDOW,
-    minimum_calls: int = 100,
-    open_for_s: float = 60.0,
-    half_open_calls: int = 10,
-    record: ExceptionMatcher | None = None,
-    ignore: ExceptionMatcher | None = None,
-    clock: Clock | None = None,
-    meter_provider: MeterProvider | None = None,
-) -> CircuitBreaker:
-    """Create a :class:`CircuitBreaker` to use as a decorator.
-
-    Defaults follow resilience4j. ``name`` defaults to the decorated function's qualified name.
-
-    Args:
-        name: ``flowtel.resilience.name`` of the breaker.
-        failure_rate_threshold: Open at or above this failure fraction.
-        slow_call_duration_s: Calls longer than this are slow; None disables slow calls.
-        slow_call_rate_threshold: Open at or above this slow-call fraction.
-        window: ``CountWindow(size)`` or ``TimeWindow(size_s)``.
-        minimum_calls: Calls the window needs before rates are computed.
-        open_for_s: Time in OPEN before trial calls are allowed.
-        half_open_calls: Trial calls in HALF_OPEN.
-        record: Exceptions that count as failures; default: every ``Exception``.
-        ignore: Exceptions that count as nothing (checked before ``record``).
-        clock: Time source; default: the real clock, or the test-mode clock.
-        meter_provider: Record metrics here instead of the global provider.
-
-    Raises:
-        ConfigurationError: An option is out of range.
-    """
-    breaker = CircuitBreaker(
-        name or "circuit_breaker",
-        failure_rate_threshold=failure_rate_threshold,
-        slow_call_duration_s=slow_call_duration_s,
-        slow_call_rate_threshold=slow_call_rate_threshold,
-        window=window,
-        minimum_calls=minimum_calls,
-        open_for_s=open_for_s,
-        half_open_calls=half_open_calls,
-        record=record,
-        ignore=ignore,
-        clock=clock,
-        meter_provider=meter_provider,
-    )
-    breaker._named = name is not None
-    return breaker
+circuit_breaker = CircuitBreaker
+"""``@circuit_breaker("llm")``: the factory spelling of :class:`CircuitBreaker`."""

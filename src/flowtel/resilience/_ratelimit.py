@@ -55,6 +55,29 @@ class RateLimiter:
 
     Use :meth:`acquire` / :meth:`acquire_sync`, ``async with`` / ``with``, or decorate
     functions (sync or async); one instance shared by several functions shares the budget.
+    A token bucket with FIFO waiters.
+
+    Args:
+        rate: Permits per ``per`` seconds (the maximum rate when adaptive).
+        per: The period of ``rate``, seconds.
+        burst: Bucket capacity; default ``max(1, rate)``.
+        max_wait_s: Longest a caller may wait; beyond it ``RateLimitExceededError`` is raised
+            immediately. None waits as long as needed.
+        adaptive: Lower the rate on throttling signals (AIMD): multiply by
+            ``decrease_factor``, then recover linearly on successes.
+        is_throttled: Which exceptions are throttling signals; default: HTTP 429.
+        min_rate: Floor for the adaptive rate (per ``per``); default ``rate / 100``.
+        decrease_factor: Multiplicative decrease on each signal.
+        recovery_s: Time of successful traffic to climb from 0 back to ``rate``.
+        decrease_cooldown_s: Signals this close to the last decrease count once; set it near
+            the upstream's latency.
+        wait_event_threshold_s: Waits longer than this add a span event and count an event.
+        name: ``flowtel.resilience.name``; default: the first decorated function's name.
+        clock: Time source; default: the real clock, or the test-mode clock.
+        meter_provider: Record metrics here instead of the global provider.
+
+    Raises:
+        ConfigurationError: An option is out of range.
     """
 
     def __init__(
@@ -333,60 +356,5 @@ def _positive(option: str, value: float) -> None:
         raise ConfigurationError(option, value, "a number > 0")
 
 
-def rate_limit(
-    rate: float,
-    per: float = 1.0,
-    *,
-    burst: float | None = None,
-    max_wait_s: float | None = None,
-    adaptive: bool = False,
-    is_throttled: Callable[[BaseException], bool] = is_http_429,
-    min_rate: float | None = None,
-    decrease_factor: float = 0.5,
-    recovery_s: float = 10.0,
-    decrease_cooldown_s: float = 1.0,
-    wait_event_threshold_s: float = 0.1,
-    name: str | None = None,
-    clock: Clock | None = None,
-    meter_provider: MeterProvider | None = None,
-) -> RateLimiter:
-    """Limit calls to ``rate`` per ``per`` seconds (token bucket, FIFO waiters).
-
-    Args:
-        rate: Permits per ``per`` seconds (the maximum rate when adaptive).
-        per: The period of ``rate``, seconds.
-        burst: Bucket capacity; default ``max(1, rate)``.
-        max_wait_s: Longest a caller may wait; beyond it ``RateLimitExceededError`` is raised
-            immediately. None waits as long as needed.
-        adaptive: Lower the rate on throttling signals (AIMD): multiply by
-            ``decrease_factor``, then recover linearly on successes.
-        is_throttled: Which exceptions are throttling signals; default: HTTP 429.
-        min_rate: Floor for the adaptive rate (per ``per``); default ``rate / 100``.
-        decrease_factor: Multiplicative decrease on each signal.
-        recovery_s: Time of successful traffic to climb from 0 back to ``rate``.
-        decrease_cooldown_s: Signals this close to the last decrease count once; set it near
-            the upstream's latency.
-        wait_event_threshold_s: Waits longer than this add a span event and count an event.
-        name: ``flowtel.resilience.name``; default: the first decorated function's name.
-        clock: Time source; default: the real clock, or the test-mode clock.
-        meter_provider: Record metrics here instead of the global provider.
-
-    Raises:
-        ConfigurationError: An option is out of range.
-    """
-    return RateLimiter(
-        rate,
-        per,
-        burst=burst,
-        max_wait_s=max_wait_s,
-        adaptive=adaptive,
-        is_throttled=is_throttled,
-        min_rate=min_rate,
-        decrease_factor=decrease_factor,
-        recovery_s=recovery_s,
-        decrease_cooldown_s=decrease_cooldown_s,
-        wait_event_threshold_s=wait_event_threshold_s,
-        name=name,
-        clock=clock,
-        meter_provider=meter_provider,
-    )
+rate_limit = RateLimiter
+"""``@rate_limit(5, adaptive=True)``: the factory spelling of :class:`RateLimiter`."""

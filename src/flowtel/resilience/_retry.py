@@ -90,27 +90,53 @@ def _parse_retry_after(value: object) -> float | None:
 
 
 class Retry:
-    """A retry policy; use it as a decorator or iterate it for a block.
+    """A retry policy: retry failed calls with exponential backoff and full jitter.
 
-    Build it with :func:`retry`. A ``with`` block cannot be re-run in Python, so the block form
-    is ``for attempt in policy: with attempt: ...`` (``async for`` in coroutines).
+    Use it as a decorator, or iterate it for a block: a ``with`` block cannot be re-run in
+    Python, so the block form is ``for attempt in policy: with attempt: ...`` (``async for`` in
+    coroutines).
+
+    The delay after failed attempt ``n`` is uniform in ``[0, min(max_delay_s, backoff_s *
+    multiplier**(n-1))]`` ("full jitter", which spreads synchronized clients best). A
+    ``Retry-After`` hint replaces the computed delay; a hint longer than ``max_delay_s`` ends
+    the retries instead of calling too early. ``total_timeout_s`` caps the time spent across
+    attempts and delays; a delay that would cross it is not taken. Use :func:`timeout` inside
+    to bound a single attempt.
+
+    Args:
+        attempts: Total attempts including the first.
+        backoff_s: Delay ceiling after the first failure.
+        multiplier: Growth of the ceiling per failure.
+        max_delay_s: Cap on any single delay.
+        total_timeout_s: Cap on the whole call, or None.
+        jitter: Full jitter (True) or the exact ceiling (False).
+        retry_on: Exception types or a predicate. Default: every ``Exception`` except
+            flowtel's own rejections (``CircuitOpenError``, ``RateLimitExceededError``).
+        retry_after: Extracts a hint in seconds from the exception; None disables hints.
+        name: ``flowtel.operation`` in telemetry; default: the function's qualified name.
+        clock: Time source; default: the real clock, or the test-mode clock.
+        rng: Random source for jitter (seed it for reproducible delays).
+        meter_provider: Record metrics here instead of the global provider.
+
+    Raises:
+        ConfigurationError: An option is out of range.
     """
 
     def __init__(
         self,
+        attempts: int = 3,
         *,
-        attempts: int,
-        backoff_s: float,
-        multiplier: float,
-        max_delay_s: float,
-        total_timeout_s: float | None,
-        jitter: bool,
-        retry_on: RetryOn | None,
-        retry_after: Callable[[BaseException], float | None] | None,
-        name: str | None,
-        clock: Clock | None,
-        rng: random.Random | None,
-        meter_provider: MeterProvider | None,
+        backoff_s: float = 0.1,
+        multiplier: float = 2.0,
+        max_delay_s: float = 10.0,
+        total_timeout_s: float | None = None,
+        jitter: bool = True,
+        retry_on: RetryOn | None = None,
+        retry_after: Callable[[BaseException], float | None] | None = retry_after_hint,
+        name: str | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if attempts < 1:
             raise ConfigurationError("attempts", attempts, "an int >= 1")
@@ -307,59 +333,5 @@ def _predicate(retry_on: RetryOn | None) -> Callable[[BaseException], bool]:
     return lambda exc: isinstance(exc, types)
 
 
-def retry(
-    attempts: int = 3,
-    *,
-    backoff_s: float = 0.1,
-    multiplier: float = 2.0,
-    max_delay_s: float = 10.0,
-    total_timeout_s: float | None = None,
-    jitter: bool = True,
-    retry_on: RetryOn | None = None,
-    retry_after: Callable[[BaseException], float | None] | None = retry_after_hint,
-    name: str | None = None,
-    clock: Clock | None = None,
-    rng: random.Random | None = None,
-    meter_provider: MeterProvider | None = None,
-) -> Retry:
-    """Retry failed calls with exponential backoff and full jitter.
-
-    The delay after failed attempt ``n`` is uniform in ``[0, min(max_delay_s, backoff_s *
-    multiplier**(n-1))]`` ("full jitter", which spreads synchronized clients best). A
-    ``Retry-After`` hint replaces the computed delay; a hint longer than ``max_delay_s`` ends
-    the retries instead of calling too early. ``total_timeout_s`` caps the time spent across
-    attempts and delays; a delay that would cross it is not taken. Use :func:`timeout` inside
-    to bound a single attempt.
-
-    Args:
-        attempts: Total attempts including the first.
-        backoff_s: Delay ceiling after the first failure.
-        multiplier: Growth of the ceiling per failure.
-        max_delay_s: Cap on any single delay.
-        total_timeout_s: Cap on the whole call, or None.
-        jitter: Full jitter (True) or the exact ceiling (False).
-        retry_on: Exception types or a predicate. Default: every ``Exception`` except
-            flowtel's own rejections (``CircuitOpenError``, ``RateLimitExceededError``).
-        retry_after: Extracts a hint in seconds from the exception; None disables hints.
-        name: ``flowtel.operation`` in telemetry; default: the function's qualified name.
-        clock: Time source; default: the real clock, or the test-mode clock.
-        rng: Random source for jitter (seed it for reproducible delays).
-        meter_provider: Record metrics here instead of the global provider.
-
-    Raises:
-        ConfigurationError: An option is out of range.
-    """
-    return Retry(
-        attempts=attempts,
-        backoff_s=backoff_s,
-        multiplier=multiplier,
-        max_delay_s=max_delay_s,
-        total_timeout_s=total_timeout_s,
-        jitter=jitter,
-        retry_on=retry_on,
-        retry_after=retry_after,
-        name=name,
-        clock=clock,
-        rng=rng,
-        meter_provider=meter_provider,
-    )
+retry = Retry
+"""``@retry(attempts=4)``: the factory spelling of :class:`Retry` (the same signature)."""

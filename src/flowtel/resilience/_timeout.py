@@ -54,15 +54,25 @@ class Timeout:
 
     Used as a context manager an instance tracks one block per task (async) or per thread
     (sync); nesting the same instance inside itself is not supported.
+
+    Args:
+        seconds: The time limit.
+        name: ``flowtel.operation`` in telemetry; default: the function's qualified name.
+        clock: Measures sync ``with`` blocks (default: the real clock, even in test mode).
+            Coroutine and sync-function deadlines always use real time.
+        meter_provider: Record metrics here instead of the global provider.
+
+    Raises:
+        ConfigurationError: ``seconds`` is not positive.
     """
 
     def __init__(
         self,
         seconds: float,
         *,
-        name: str | None,
-        clock: Clock | None,
-        meter_provider: MeterProvider | None,
+        name: str | None = None,
+        clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         if not seconds > 0:
             raise ConfigurationError("seconds", seconds, "a float > 0")
@@ -184,25 +194,5 @@ class Timeout:
             self._finished(operation, ok=exc is None)
 
 
-def timeout(
-    seconds: float,
-    *,
-    name: str | None = None,
-    clock: Clock | None = None,
-    meter_provider: MeterProvider | None = None,
-) -> Timeout:
-    """Bound a call to ``seconds``; raise ``TimeoutError`` when it overruns.
-
-    See the module notes for what a sync function or block can and cannot do.
-
-    Args:
-        seconds: The time limit.
-        name: ``flowtel.operation`` in telemetry; default: the function's qualified name.
-        clock: Measures sync ``with`` blocks (default: the real clock, even in test mode).
-            Coroutine and sync-function deadlines always use real time.
-        meter_provider: Record metrics here instead of the global provider.
-
-    Raises:
-        ConfigurationError: ``seconds`` is not positive.
-    """
-    return Timeout(seconds, name=name, clock=clock, meter_provider=meter_provider)
+timeout = Timeout
+"""``@timeout(10.0)``: the factory spelling of :class:`Timeout` (the same signature)."""
