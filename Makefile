@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flowtel-installed
 
-.PHONY: demo test lint typecheck system-deps collector bench
+.PHONY: demo test lint typecheck system-deps collector bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,3 +56,8 @@ test: $(STAMP) $(OLDEST_STAMP) system-deps collector lint typecheck
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+## A short run of every headline ratio (a few minutes); writes benchmarks/results.md. CI prints
+## it and never gates on it: shared machines are noisy.
+bench-quick: $(STAMP)
+	$(PY) benchmarks/run_all.py --quick

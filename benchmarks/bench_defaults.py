@@ -1,0 +1,409 @@
+"""The headline costs, measured on the defaults, against raw OpenTelemetry doing the same work.
+
+flowtel runs exactly as ``configure_telemetry(service_name=..., otlp_endpoint=...)`` sets it up:
+error statistics, scrubbing, logging, the default sampler and its own export pipeline. The raw
+anchor is a hand-wired SDK pipeline (TracerProvider, BatchSpanProcessor, the OTLP gRPC
+exporter, the SDK's LoggingHandler) given the same attributes. Both export to the same OTLP
+sink, a separate process (``_sink.py``), at the same time.
+
+Each row runs paired rounds (raw, then flowtel, order alternating) and reports the median of the
+per-round ratios, which cancels most of the drift of a shared machine. ``BENCH_QUICK=1`` runs
+short rounds (``make bench-quick``). Lines ``RESULT <key> <ratio>`` feed ``run_all.py``.
+
+Run: ``python benchmarks/bench_defaults.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+ROUNDS = 5 if QUICK else 11
+CALLS = 2_000 if QUICK else 10_000
+EXPORT_SPANS = 40_000 if QUICK else 200_000
+HERE = Path(__file__).resolve().parent
+
+
+def start_sink() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_sink.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = int(proc.stdout.readline())
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def sink_counts(endpoint: str) -> tuple[int, int]:
+    import grpc
+
+    with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
+        raw = channel.unary_unary("/flowtel.bench.Sink/Count")(b"", timeout=10)
+    spans, logs = raw.decode().split()
+    return int(spans), int(logs)
+
+
+def per_call_ns(fn: Callable[[], object], calls: int) -> float:
+    gc.collect()
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter_ns() - start) / calls
+
+
+def paired(label: str, raw: Callable[[], object], ours: Callable[[], object], calls: int) -> float:
+    """Median over rounds of flowtel/raw, the order alternating round by round."""
+    ratios, raw_ns, our_ns = [], [], []
+    for _ in range(20):  # warm both paths (caches, first-use imports)
+        raw()
+        ours()
+    for i in range(ROUNDS):
+        if i % 2:
+            o = per_call_ns(ours, calls)
+            r = per_call_ns(raw, calls)
+        else:
+            r = per_call_ns(raw, calls)
+            o = per_call_ns(ours, calls)
+        raw_ns.append(r)
+        our_ns.append(o)
+        ratios.append(o / r)
+    ratio = statistics.median(ratios)
+    spread = (min(ratios), max(ratios))
+    print(
+        f"{label:<52} raw {statistics.median(raw_ns):9.0f} ns  flowtel "
+        f"{statistics.median(our_ns):9.0f} ns  ratio {ratio:.2f}x "
+        f"(rounds {spread[0]:.2f}-{spread[1]:.2f})",
+        flush=True,
+    )
+    return ratio
+
+
+class Raw:
+    """The hand-wired anchor: the SDK's own pieces, exporting to the same sink."""
+
+    def __init__(self, endpoint: str, sample_rate: float = 1.0) -> None:
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        resource = Resource.create({"service.name": "raw"})
+        self.provider = TracerProvider(
+            resource=resource,
+            sampler=ParentBased(TraceIdRatioBased(sample_rate)),
+            shutdown_on_exit=False,
+        )
+        self.processor = BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=endpoint, insecure=True), max_queue_size=1 << 18
+        )
+        self.provider.add_span_processor(self.processor)
+        self.tracer = self.provider.get_tracer("bench")
+        self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        self.logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True))
+        )
+        self.log = logging.getLogger("raw.app")
+        self.log.propagate = False
+        self.log.setLevel(logging.INFO)
+        self.log.addHandler(LoggingHandler(logger_provider=self.logger_provider))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+        self.logger_provider.shutdown()
+
+
+def code_attributes(fn: Callable[..., object], component: str, operation: str) -> dict[str, Any]:
+    """What @traced puts on a span, so that the raw side does the same attribute work."""
+    code = fn.__code__
+    return {
+        "code.function.name": fn.__qualname__,
+        "code.file.path": code.co_filename,
+        "code.line.number": code.co_firstlineno,
+        "flowtel.component": component,
+        "flowtel.operation": operation,
+    }
+
+
+def drive(coro_fn: Callable[[], Any]) -> Callable[[], object]:
+    def run() -> object:
+        coro = coro_fn()
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            return stop.value
+        raise RuntimeError("coroutine suspended")
+
+    return run
+
+
+def main() -> int:
+    import flowtel
+
+    sink, endpoint = start_sink()
+    results: dict[str, float] = {}
+    try:
+        telemetry = flowtel.configure_telemetry(service_name="bench", otlp_endpoint=endpoint)
+        raw = Raw(endpoint)
+        tracer = raw.tracer
+
+        # --- 1. successful call, sync and async ---------------------------------------------
+        @flowtel.traced(component="bench", operation="work")
+        def work() -> int:
+            return 1
+
+        attrs = code_attributes(work.__wrapped__, "bench", "work")  # type: ignore[attr-defined]
+
+        def raw_work() -> int:
+            with tracer.start_as_current_span("work", attributes=attrs):
+                return 1
+
+        results["success_sync"] = paired("successful call, sync", raw_work, work, CALLS)
+
+        @flowtel.traced(component="bench", operation="awork")
+        async def awork() -> int:
+            return 1
+
+        async def raw_awork() -> int:
+            with tracer.start_as_current_span("awork", attributes=attrs):
+                return 1
+
+        results["success_async"] = paired(
+            "successful call, async", drive(raw_awork), drive(awork), CALLS
+        )
+
+        # --- 2. failing call ------------------------------------------------------------------
+        @flowtel.traced(component="bench", operation="fail")
+        def fail() -> None:
+            raise ValueError("payment declined for order 1234")
+
+        def call_fail() -> None:
+            try:  # noqa: SIM105 - suppress() would add its own cost to what is measured
+                fail()
+            except ValueError:
+                pass
+
+        def raw_fail() -> None:
+            try:
+                with tracer.start_as_current_span("fail", attributes=attrs):
+                    raise ValueError("payment declined for order 1234")
+            except ValueError:
+                pass
+
+        results["failing"] = paired("failing call (exception recorded)", raw_fail, call_fail, CALLS)
+
+        # --- 3. an exception escaping nested frames -------------------------------------------
+        def nested_flowtel(depth: int) -> Callable[[], None]:
+            @flowtel.traced(component="bench", operation="leaf")
+            def leaf() -> None:
+                raise ValueError("deep failure")
+
+            fn: Callable[[], None] = leaf
+            for level in range(depth - 1):
+                inner = fn
+
+                @flowtel.traced(component="bench", operation=f"level{level}")
+                def outer(inner: Callable[[], None] = inner) -> None:
+                    inner()
+
+                fn = outer
+
+            def run() -> None:
+                try:  # noqa: SIM105
+                    fn()
+                except ValueError:
+                    pass
+
+            return run
+
+        def nested_raw(depth: int) -> Callable[[], None]:
+            def level(n: int) -> None:
+                with tracer.start_as_current_span(f"level{n}", attributes=attrs):
+                    if n == 0:
+                        raise ValueError("deep failure")
+                    level(n - 1)
+
+            def run() -> None:
+                try:  # noqa: SIM105
+                    level(depth - 1)
+                except ValueError:
+                    pass
+
+            return run
+
+        deep_calls = max(CALLS // 20, 100)
+        results["nested_10"] = paired(
+            "exception through 10 nested frames", nested_raw(10), nested_flowtel(10), deep_calls
+        )
+        results["nested_50"] = paired(
+            "exception through 50 nested frames",
+            nested_raw(50),
+            nested_flowtel(50),
+            deep_calls // 5,
+        )
+
+        # --- 4. a log record inside a span ------------------------------------------------------
+        app_log = logging.getLogger("bench.app")
+
+        def flowtel_log() -> None:
+            with flowtel.span("logging"):
+                app_log.info("order %s placed for %s", 1234, "alice")
+
+        def raw_log() -> None:
+            with tracer.start_as_current_span("logging"):
+                raw.log.info("order %s placed for %s", 1234, "alice")
+
+        results["log_record"] = paired("log record inside a span", raw_log, flowtel_log, CALLS)
+
+        # --- 5. sampled out at 0.1, counted exactly -------------------------------------------
+        telemetry.shutdown()
+        raw.shutdown()
+        telemetry = flowtel.configure_telemetry(
+            service_name="bench", otlp_endpoint=endpoint, sample_rate=0.1, force=True
+        )
+        raw = Raw(endpoint, sample_rate=0.1)
+        tracer = raw.tracer
+
+        @flowtel.traced(component="bench", operation="sampled")
+        def sampled() -> int:
+            return 1
+
+        def raw_sampled() -> int:
+            with tracer.start_as_current_span("sampled", attributes=attrs):
+                return 1
+
+        results["sampled_0_1"] = paired(
+            "call at sample_rate=0.1 (flowtel counts every call)", raw_sampled, sampled, CALLS
+        )
+        telemetry.shutdown()
+        raw.shutdown()
+
+        # --- 6. export throughput: 4 threads, queue sized for the load ------------------------
+        results["export_throughput"] = export_throughput(flowtel, endpoint)
+
+        # --- 7. OTLP encoding per span ----------------------------------------------------------
+        results["encoding"] = encoding_cost(flowtel)
+    finally:
+        if sink.stdin is not None:
+            sink.stdin.close()
+        sink.wait(timeout=10)
+    print()
+    for key, ratio in results.items():
+        print(f"RESULT {key} {ratio:.3f}")
+    return 0
+
+
+def export_throughput(flowtel: Any, endpoint: str) -> float:
+    """Delivered spans per second at the sink, flowtel over raw (higher is better for flowtel:
+    the figure printed is flowtel/raw throughput, so > 1 means flowtel delivers faster)."""
+    per_thread = EXPORT_SPANS // 4
+
+    def run(start_span: Callable[[], None], counted_before: int) -> float:
+        threads = [
+            threading.Thread(target=lambda: [start_span() for _ in range(per_thread)])
+            for _ in range(4)
+        ]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        deadline = time.monotonic() + 120
+        while sink_counts(endpoint)[0] - counted_before < EXPORT_SPANS:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        delivered = sink_counts(endpoint)[0] - counted_before
+        return delivered / (time.perf_counter() - t0)
+
+    telemetry = flowtel.configure_telemetry(
+        service_name="bench",
+        otlp_endpoint=endpoint,
+        batch_max_queue_size=EXPORT_SPANS,
+        logging=False,
+        force=True,
+    )
+    flowtel_tracer = telemetry.tracer_provider.get_tracer("bench")
+
+    def ours() -> None:
+        flowtel_tracer.start_span("export").end()
+
+    before = sink_counts(endpoint)[0]
+    ours_rate = run(ours, before)
+    telemetry.shutdown()
+
+    raw = Raw(endpoint)
+    raw_tracer = raw.tracer
+
+    def theirs() -> None:
+        raw_tracer.start_span("export").end()
+
+    before = sink_counts(endpoint)[0]
+    raw_rate = run(theirs, before)
+    raw.shutdown()
+    ratio = ours_rate / raw_rate
+    print(
+        f"{'export throughput, ' + str(EXPORT_SPANS) + ' spans from 4 threads':<52} raw "
+        f"{raw_rate:9.0f}/s  flowtel {ours_rate:9.0f}/s  ratio {ratio:.2f}x (higher is better)",
+        flush=True,
+    )
+    return ratio
+
+
+def encoding_cost(flowtel: Any) -> float:
+    """OTLP protobuf encoding of flowtel's exported spans over raw spans with the same work."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    ours_exp = InMemorySpanExporter()
+    telemetry = flowtel.configure_telemetry(
+        service_name="bench", exporter="none", span_exporters=[ours_exp], logging=False, force=True
+    )
+
+    @flowtel.traced(component="bench", operation="encode")
+    def encode_me() -> int:
+        return 1
+
+    for _ in range(512):
+        encode_me()
+    ours = list(ours_exp.get_finished_spans())
+    telemetry.shutdown()
+    raw_exp = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(raw_exp))
+    tracer = provider.get_tracer("bench")
+    attrs = code_attributes(encode_me.__wrapped__, "bench", "encode")  # type: ignore[attr-defined]
+    for _ in range(512):
+        with tracer.start_as_current_span("encode_me", attributes=attrs):
+            pass
+    theirs = list(raw_exp.get_finished_spans())
+    ratio = paired(
+        "OTLP encoding, per batch of 512 spans",
+        lambda: encode_spans(theirs),
+        lambda: encode_spans(ours),
+        20 if QUICK else 100,
+    )
+    return ratio
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    sys.exit(main())
