@@ -7,6 +7,8 @@ fail and lose a whole export batch. Everything here is total: it returns a value
 
 from __future__ import annotations
 
+import contextlib
+import linecache
 import traceback
 from collections.abc import Callable
 from typing import Any, Final
@@ -88,17 +90,108 @@ def exception_attributes(
     exc: BaseException, scrubber: Scrubber, *, escaped: bool
 ) -> dict[str, AttributeValue]:
     """The attributes of an OTel ``exception`` event for ``exc``: type, scrubbed message and
-    stack trace (bounded), ``exception.escaped``. Never raises."""
-    try:
-        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        stack = ""
+    stack trace (bounded), ``exception.escaped``. Never raises.
+
+    Linear in the depth an exception travels: the frames and the message are formatted and
+    scrubbed once, and cached on the exception, so a span it escapes further out adds only
+    the frames it passed since (see :func:`scrubbed_stack`).
+    """
     return {
         semconv.EXCEPTION_TYPE: qualified_type_name(type(exc)),
-        semconv.EXCEPTION_MESSAGE: scrubber.scrub_text(safe_str(exc)),
-        semconv.EXCEPTION_STACKTRACE: scrubber.scrub_text(safe_text(stack, MAX_STACK_CHARS)),
+        semconv.EXCEPTION_MESSAGE: scrubbed_message(exc, scrubber),
+        semconv.EXCEPTION_STACKTRACE: scrubbed_stack(exc, scrubber),
         semconv.EXCEPTION_ESCAPED: escaped,
     }
+
+
+_CACHE_ATTR: Final = "_flowtel_rendered"
+_CHAIN_LIMIT: Final = 8
+_CAUSE: Final = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT: Final = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+class _Rendered:
+    """What was formatted for one exception object: its scrubbed message, its frames (innermost
+    last, as the traceback grew so far) and the scrubbed text of its chained exceptions."""
+
+    __slots__ = ("chain", "frame_count", "frames", "message", "scrubber")
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self.scrubber = scrubber
+        self.message: str | None = None
+        self.chain: str | None = None
+        self.frames = ""
+        self.frame_count = 0
+
+
+def _rendered(exc: BaseException, scrubber: Scrubber) -> _Rendered:
+    found = getattr(exc, _CACHE_ATTR, None)
+    if isinstance(found, _Rendered) and found.scrubber is scrubber:
+        return found
+    fresh = _Rendered(scrubber)
+    with contextlib.suppress(Exception):  # a type that refuses attributes: format again later
+        setattr(exc, _CACHE_ATTR, fresh)
+    return fresh
+
+
+def scrubbed_message(exc: BaseException, scrubber: Scrubber) -> str:
+    """``str(exc)``, bounded and scrubbed, computed once per exception object."""
+    try:
+        rendered = _rendered(exc, scrubber)
+        if rendered.message is None:
+            rendered.message = scrubber.scrub_text(safe_str(exc))
+        return rendered.message
+    except Exception:
+        return f"<{type(exc).__name__}>"
+
+
+def _frame_lines(frames: list[tuple[Any, int]]) -> str:
+    """The classic traceback lines for ``(frame, line number)`` pairs, outermost first.
+
+    Python 3.11's own formatter also locates the failing expression in every line (parsing the
+    source); that costs ten times as much and adds nothing an error backend shows.
+    """
+    out = []
+    for frame, lineno in frames:
+        code = frame.f_code
+        out.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
+        line = linecache.getline(code.co_filename, lineno).strip()
+        if line:
+            out.append(f"    {line}\n")
+    return "".join(out)
+
+
+def _own_stack(exc: BaseException, scrubber: Scrubber, depth: int) -> str:
+    """``exc``'s chained exceptions, its traceback and its last line, all scrubbed."""
+    rendered = _rendered(exc, scrubber)
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    new = len(frames) - rendered.frame_count
+    if rendered.frame_count == 0 or new < 0:  # first time, or a replaced traceback
+        rendered.frames = scrubber.scrub_text(_frame_lines(frames))
+    elif new > 0:  # the traceback grows at its outer end as the exception unwinds
+        rendered.frames = scrubber.scrub_text(_frame_lines(frames[:new])) + rendered.frames
+    rendered.frame_count = len(frames)
+    if rendered.chain is None:
+        rendered.chain = ""
+        if depth < _CHAIN_LIMIT:
+            cause = exc.__cause__
+            context = None if exc.__suppress_context__ else exc.__context__
+            if cause is not None:
+                rendered.chain = _own_stack(cause, scrubber, depth + 1) + _CAUSE
+            elif context is not None and context is not exc:
+                rendered.chain = _own_stack(context, scrubber, depth + 1) + _CONTEXT
+    head = "Traceback (most recent call last):\n" if rendered.frame_count else ""
+    last = f"{qualified_type_name(type(exc))}: {scrubbed_message(exc, scrubber)}\n"
+    return f"{rendered.chain}{head}{rendered.frames}{last}"
+
+
+def scrubbed_stack(exc: BaseException, scrubber: Scrubber) -> str:
+    """The stack trace of ``exc`` as the standard library lays it out (without the 3.11 caret
+    lines), chained exceptions first, scrubbed and bounded; never raises."""
+    try:
+        return safe_text(_own_stack(exc, scrubber, 0), MAX_STACK_CHARS)
+    except Exception:
+        return ""
 
 
 def qualified_type_name(cls: type) -> str:
