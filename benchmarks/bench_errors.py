@@ -8,7 +8,10 @@ Prints:
 2. the CPU time of one metric collection (per export interval, not per span);
 3. ``get_error_stats(last_minutes=15)`` CPU time after 10,000 ... 2,000,000 spans;
 4. traced memory (tracemalloc) of the processor after as many spans over 100 keys;
-5. per-span cost at sample_rate=0.1 with count_unsampled=True (exact stats) vs False.
+5. per-span cost at sample_rate=0.1 with count_unsampled=True (exact stats) vs False;
+6. the counting loop alone (``on_end`` on finished spans), without and with error_dimensions;
+7. every hold of the processor's lock at 10,000 keys under concurrent spans, queries and
+   metric collections (``--only lock``): wall and CPU time per site.
 """
 
 from __future__ import annotations
@@ -151,6 +154,37 @@ def bench_span_cost(n: int, rounds: int) -> None:
     )
 
 
+def bench_counting(n: int, rounds: int) -> None:
+    """The processor alone: CPU µs per span through ``on_end`` (counting included), full RED.
+
+    Finished spans (100 keys, 5% failing, each a local root so it counts at both levels,
+    carrying ``tenant`` and ``http.route``) are fed straight to ``on_end``, so the number is
+    the processor's own cost, without the SDK's span work: the row to compare when the
+    counting loop changes. Rows interleave; median and best of ``rounds``.
+    """
+    spans = synthetic_spans(extra=lambda k: {"tenant": f"t{k % 7}", "http.route": f"/r{k % 5}"})
+    configs = {
+        "no error_dimensions": {},
+        "error_dimensions=(tenant, http.route)": {"dimensions": ("tenant", "http.route")},
+    }
+    samples: dict[str, list[float]] = {name: [] for name in configs}
+    processors = {name: red(**options) for name, options in configs.items()}
+    for _ in range(rounds + 1):  # the first round warms up
+        for name, processor in processors.items():
+            on_end = processor.on_end
+            gc.collect()
+            start = time.process_time()
+            for i in range(n):
+                on_end(spans[i % KEYS])
+            processor.force_flush()
+            samples[name].append((time.process_time() - start) / n)
+    print("\n## Counting alone: on_end per span, full RED, 100 keys (no SDK span work)")
+    print(f"{'configuration':50} {'median us':>9} {'best us':>8}")
+    for name, values in samples.items():
+        values = values[1:]
+        print(f"{name:50} {statistics.median(values) * 1e6:9.3f} {min(values) * 1e6:8.3f}")
+
+
 def bench_collection() -> None:
     """What a metric collection costs with 100 keys (once per export interval, 60 s default)."""
     reader = InMemoryMetricReader()
@@ -183,7 +217,9 @@ def bench_sampling(n: int, rounds: int) -> None:
     report("sample_rate=0.1: count_unsampled", compare(configs, n, rounds), next(iter(configs)))
 
 
-def synthetic_spans() -> list[ReadableSpan]:
+def synthetic_spans(
+    extra: Callable[[int], dict[str, str]] = lambda k: {},
+) -> list[ReadableSpan]:
     """One finished span per key (every 20th failing), fed straight to on_end."""
     spans = []
     for k in range(KEYS):
@@ -195,6 +231,7 @@ def synthetic_spans() -> list[ReadableSpan]:
                     semconv.COMPONENT: f"c{k % 10}",
                     semconv.OPERATION: f"op{k}",
                     **({semconv.ERROR_TYPE: "TimeoutError"} if failed else {}),
+                    **extra(k),
                 },
                 status=Status(StatusCode.ERROR if failed else StatusCode.OK),
                 instrumentation_scope=InstrumentationScope("bench"),
@@ -262,6 +299,244 @@ def bench_memory(total: int) -> None:
     tracemalloc.stop()
 
 
+class TimedLock:
+    """The processor's lock, recording every hold: site, wall time, thread CPU time, GC overlap.
+
+    Wall time minus CPU time is time the holder was not running (OS or GIL preemption); a
+    garbage-collector pass during a hold is counted from ``gc.callbacks``.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self.held: list[float] = []
+        self.holds: list[tuple[str, float, float, bool]] = []
+        self._since = self._cpu_since = 0.0
+        self._gc_passes = 0
+        self._gc_at_acquire = 0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_passes += 1
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        got = self._lock.acquire(blocking)
+        if got:
+            self._gc_at_acquire = self._gc_passes
+            self._cpu_since = time.thread_time()
+            self._since = time.perf_counter()
+        return got
+
+    def release(self) -> None:
+        wall = time.perf_counter() - self._since
+        cpu = time.thread_time() - self._cpu_since
+        self.held.append(wall)
+        self.holds.append((_site(), wall, cpu, self._gc_passes != self._gc_at_acquire))
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _site() -> str:
+    """The function that released the lock, outside this module's helpers and contextlib."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and (
+        frame.f_code.co_name in ("__exit__", "release", "_counted", "chunked")
+        or "contextlib" in frame.f_code.co_filename
+    ):
+        frame = frame.f_back
+    return frame.f_code.co_name
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1e3
+
+
+def report_holds(lock: TimedLock) -> None:
+    """p50/p99/max of the holds per site, wall and CPU, and the holds over 2 ms explained."""
+    print(
+        f"{'site':28} {'holds':>7} {'wall p50':>9} {'p99':>7} {'max':>7} "
+        f"{'cpu p50':>8} {'p99':>7} {'max':>7}  ms"
+    )
+    sites = sorted({h[0] for h in lock.holds})
+    for site in [*sites, "all"]:
+        holds = [h for h in lock.holds if site in ("all", h[0])]
+        wall, cpu = [h[1] for h in holds], [h[2] for h in holds]
+        print(
+            f"{site:28} {len(holds):>7,} {_pct(wall, 0.5):9.3f} {_pct(wall, 0.99):7.3f} "
+            f"{max(wall) * 1e3:7.3f} {_pct(cpu, 0.5):8.3f} {_pct(cpu, 0.99):7.3f} "
+            f"{max(cpu) * 1e3:7.3f}"
+        )
+    long = [h for h in lock.holds if h[1] > 0.002]
+    cpu_long = [h for h in long if h[2] > 0.002]
+    with_gc = [h for h in long if h[3]]
+    print(
+        f"holds > 2 ms wall: {len(long)} of {len(lock.holds):,}; of these {len(cpu_long)} "
+        f"used > 2 ms CPU, {len(with_gc)} overlapped a GC pass, the rest were preempted "
+        "(the holder was not running)"
+    )
+
+
+def bench_lock_holds(keys: int = 10_000, spans_per_thread: int = 100_000) -> None:
+    """Every hold of the processor's lock under concurrent use, 10,000 keys.
+
+    Two threads end spans (each span its own key, round robin, 5% failing, every 10th sampled
+    so exemplars are kept), a third queries ``stats(15)`` in a loop and a fourth collects the
+    metrics (all flowtel.* operation metrics, durations with exemplars) in a loop, until the
+    producers are done. Issue 18's target: no hold longer than 2 ms.
+    """
+    import threading
+
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    spans = [
+        ReadableSpan(
+            name="op",
+            context=SpanContext(k + 1, k + 1, False, TraceFlags(k % 10 == 0)),
+            attributes={
+                semconv.COMPONENT: f"c{k % 10}",
+                semconv.OPERATION: f"op{k}",
+                **({semconv.ERROR_TYPE: "TimeoutError"} if k % 20 == 0 else {}),
+            },
+            status=Status(StatusCode.ERROR if k % 20 == 0 else StatusCode.OK),
+            instrumentation_scope=InstrumentationScope("bench"),
+            start_time=1_000,
+            end_time=2_000_000,
+        )
+        for k in range(keys)
+    ]
+    reader = InMemoryMetricReader()
+    processor = ErrorRateProcessor(
+        meter=MeterProvider(metric_readers=[reader]).get_meter(semconv.SCOPE_ERRORS),
+        metric_readers=[reader],
+        max_keys=keys,
+    )
+    for span in spans:  # every key exists before the measurement
+        processor.on_end(span)
+    processor.force_flush()
+    lock = TimedLock()
+    processor._lock = lock  # type: ignore[assignment]
+    done = threading.Event()
+    queries = collections = 0
+
+    def end_spans(offset: int) -> None:
+        on_end = processor.on_end
+        for i in range(spans_per_thread):
+            on_end(spans[(i * 7 + offset) % keys])
+
+    def query() -> None:
+        nonlocal queries
+        while not done.wait(0.005):
+            processor.stats(last_minutes=15)
+            queries += 1
+
+    def collect() -> None:
+        nonlocal collections
+        while not done.wait(0.05):
+            reader.get_metrics_data()
+            collections += 1
+
+    producers = [threading.Thread(target=end_spans, args=(n,)) for n in range(2)]
+    others = [threading.Thread(target=query), threading.Thread(target=collect)]
+    start = time.perf_counter()
+    for t in producers + others:
+        t.start()
+    for t in producers:
+        t.join()
+    done.set()
+    for t in others:
+        t.join()
+    elapsed = time.perf_counter() - start
+    lock.close()
+    print(f"\n## Lock holds under concurrent use, {keys:,} keys, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{2 * spans_per_thread:,} spans from 2 threads, {queries} queries, "
+        f"{collections} metric collections in {elapsed:.1f} s"
+    )
+    report_holds(lock)
+
+
+def bench_stats_10k(window_minutes: int = 60) -> None:
+    """get_error_stats(15) with 10,000 operations, and the longest the lock was held.
+
+    Issue 18's target: <= 2 ms per query, and the lock never held longer than that (the
+    query, the per-operation figures read afterwards, and a metric collection).
+    """
+    keys = 10_000
+    spans = [
+        ReadableSpan(
+            name="op",
+            attributes={semconv.COMPONENT: f"c{k % 10}", semconv.OPERATION: f"op{k}"},
+            status=Status(StatusCode.ERROR if k % 20 == 0 else StatusCode.OK),
+            instrumentation_scope=InstrumentationScope("bench"),
+            start_time=1_000,
+            end_time=2_000_000,
+        )
+        for k in range(keys)
+    ]
+    clock = Clock()
+    reader = InMemoryMetricReader()
+    processor = ErrorRateProcessor(
+        meter=MeterProvider(metric_readers=[reader]).get_meter(semconv.SCOPE_ERRORS),
+        metric_readers=[reader],
+        window_minutes=window_minutes,
+        max_keys=keys,
+        clock=clock,
+    )
+    for i in range(100_000):
+        clock.now += 0.004
+        processor.on_end(spans[i % keys])
+    lock = TimedLock()
+    processor._lock = lock  # type: ignore[assignment]
+    timings = []
+    for _ in range(50):
+        clock.now += 0.004
+        processor.on_end(spans[0])
+        start = time.perf_counter()
+        stats = processor.stats(last_minutes=15)
+        timings.append(time.perf_counter() - start)
+    lock_query = list(lock.held)
+    query_hold = sorted(lock.held)[int(len(lock.held) * 0.99)]
+    start = time.perf_counter()
+    per_op = len(stats.by_operation)
+    lazy_s = time.perf_counter() - start
+    lock.held.clear()
+    start = time.perf_counter()
+    reader.get_metrics_data()
+    collect_s = time.perf_counter() - start
+    collect_hold = sorted(lock.held)[int(len(lock.held) * 0.99)]
+    collect_max = max(lock.held)
+    collect_holds = list(lock.holds)
+    lock.close()
+    print(
+        f"\n## get_error_stats(last_minutes=15), {keys:,} operations, {window_minutes} min window"
+    )
+    print(
+        f"query: median {statistics.median(timings) * 1e3:.3f} ms, "
+        f"max {max(timings) * 1e3:.3f} ms; p99 lock hold {query_hold * 1e3:.3f} ms, "
+        f"max {max(lock_query) * 1e3:.3f} ms"
+    )
+    print(
+        f"by_operation on first access ({per_op:,} keys, outside the lock): {lazy_s * 1e3:.1f} ms"
+    )
+    print(
+        f"one metric collection: {collect_s * 1e3:.1f} ms; "
+        f"p99 lock hold {collect_hold * 1e3:.3f} ms, max {collect_max * 1e3:.3f} ms"
+    )
+    lock.holds = collect_holds
+    report_holds(lock)
+
+
 def checkpoints(total: int) -> list[int]:
     return [c for c in (10_000, 100_000, 1_000_000, 2_000_000) if c <= total]
 
@@ -269,16 +544,35 @@ def checkpoints(total: int) -> list[int]:
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts, for CI smoke runs")
+    parser.add_argument(
+        "--only",
+        choices=("span-cost", "counting", "lock"),
+        help="one section: the per-span cost, the counting loop alone, or the lock holds",
+    )
     args = parser.parse_args(argv)
     n, rounds, total = (5_000, 3, 100_000) if args.quick else (20_000, 9, 2_000_000)
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
         f"{n:,} spans x {rounds} interleaved rounds per row"
     )
+    if args.only == "span-cost":
+        bench_span_cost(n, rounds)
+        return
+    if args.only == "counting":
+        bench_counting(n * 5, rounds)
+        return
+    if args.only == "lock":
+        bench_stats_10k(60)
+        bench_lock_holds(spans_per_thread=20_000 if args.quick else 100_000)
+        return
     bench_span_cost(n, rounds)
+    bench_counting(n * 5, rounds)
     bench_collection()
     bench_sampling(n, rounds)
     bench_stats(total)
+    bench_stats_10k(60)
+    bench_stats_10k(7 * 24 * 60)
+    bench_lock_holds(spans_per_thread=20_000 if args.quick else 100_000)
     bench_memory(total)
 
 

@@ -88,7 +88,7 @@ def main() -> int:
 
     # The same comparison with raw OTel given the attributes @traced adds (code.*): the
     # attribute cleaning in the SDK's span constructor is what the raw baseline does not pay.
-    from flowtel.tracing._traced import _Site
+    from flowtel.tracing._site import _Site
 
     same_attributes = dict(_Site(work, None, None, None, None, False, False).attributes)
 

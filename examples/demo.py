@@ -2,8 +2,9 @@
 loopback port, driven by a real HTTP client, printing what flowtel recorded.
 
 Run with ``make demo``. No collector is needed: the console exporter (the default without an OTLP
-endpoint) prints one line per finished span, indented by nesting. At the end it prints the
-probe answers during startup, ``/health``, and ``flowtel.get_error_stats()``.
+endpoint) prints the spans as a tree, with their attributes, events and log records. At the end
+it prints the probe answers during startup, ``/health``, ``flowtel.get_error_stats()``, the
+console's per-operation summary and what to do next.
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ def main() -> int:
                 break
             time.sleep(0.05)
         print(f"\n/startup while the service started: {' -> '.join(seen)}")
+        codes = []
         for question in ["what is flowtel?", "an unknown topic", "   ", "why OTLP?"]:
             response = client.post("/ask", params={"question": question})
+            codes.append(response.status_code)
             print(f"POST /ask {question!r:<20} -> {response.status_code}")
+        client_errors = sum(400 <= c < 500 for c in codes)
+        server_errors = sum(c >= 500 for c in codes)
+        print(f"requests made: {len(codes)}, {client_errors} client errors (4xx), "
+              f"{server_errors} server errors (5xx)")
         health = client.get("/health").json()
     summary = {
         "status": health.get("status"),
@@ -67,14 +74,27 @@ def main() -> int:
     print("/health (summary):", json.dumps(summary))
 
     stats = flowtel.get_error_stats(last_minutes=15)
-    print(f"\nget_error_stats(): {stats.total} operations, {stats.errors} failed "
-          f"({stats.error_rate:.1%})")
+    entries = stats.entries  # one per request: what /health and the alerts use
+    print(f"\nget_error_stats().entries: {entries.total} requests, {entries.errors} failed "
+          f"({entries.error_rate:.1%}); a 4xx is the client's error, not the service's")
+    print(f"get_error_stats(): {stats.total} operations, {stats.errors} failed "
+          f"({stats.error_rate:.1%}); spans, to find which function failed")
     for (component, operation), op in sorted(stats.by_operation.items()):
         print(f"  {component:<28} {operation:<40} {op.total:>3} calls {op.errors:>2} errors")
     server.should_exit = True
     thread.join(timeout=10)
-    telemetry.shutdown()
+    telemetry.shutdown()  # prints the console's per-operation summary
+    print(NEXT_STEPS)
     return 0
+
+
+NEXT_STEPS = """
+Next steps
+  * See it in Grafana: docker compose -f collector/docker-compose.yaml up --build -d, then
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 make demo  -> http://localhost:3000
+  * Check your own configuration and collector: .venv/bin/flowtel doctor
+  * Read on: docs/tracing.md (this console), docs/configuration.md, docs/stack.md,
+    docs/migrating.md (coming from the ResearchFlow Agents utilities)"""
 
 
 if __name__ == "__main__":

@@ -1,23 +1,24 @@
 """docs/sentry.md example: a failing call through nested spans becomes one linked Sentry event.
 
-Runs offline: a local Sentry ingestion endpoint (the one flowtel's tests use) stands in for
-sentry.io. Run from the repository root: ``python examples/sentry_quickstart.py``.
+Runs offline from a plain install (``pip install 'flowtel[sentry]'``): a tiny Sentry ingestion
+endpoint on 127.0.0.1 (stdlib ``http.server``) stands in for sentry.io and prints what it
+received. Run it from anywhere: ``python sentry_quickstart.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import threading
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from tests.support.sentry_server import SentryServer
 
 import flowtel
 from flowtel import semconv
@@ -41,8 +42,76 @@ def place_order(amount: int) -> None:
         raise
 
 
+def _decode(body: bytes, encoding: str) -> bytes:
+    """sentry-sdk compresses with brotli when the ``brotli`` module is installed, else gzip."""
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    if encoding == "br":
+        import brotli  # only reachable when sentry-sdk found it installed
+
+        return bytes(brotli.decompress(body))
+    return body
+
+
+def _events(envelope: bytes) -> list[dict[str, Any]]:
+    """The ``event`` items of a Sentry envelope: a header line, then item header/payload pairs."""
+    events = []
+    _, _, rest = envelope.partition(b"\n")  # the envelope's own header
+    while rest.strip():
+        header_line, _, rest = rest.partition(b"\n")
+        if not header_line.strip():
+            continue
+        header = json.loads(header_line)
+        if "length" in header:  # a length-framed payload may contain newlines
+            payload, rest = rest[: header["length"]], rest[header["length"] + 1 :]
+        else:
+            payload, _, rest = rest.partition(b"\n")
+        if header.get("type") == "event":
+            events.append(json.loads(payload))
+    return events
+
+
+class SentryEndpoint(ThreadingHTTPServer):
+    """Accepts ``POST /api/<project>/envelope/`` on a free loopback port; keeps the events."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.received = threading.Condition()
+        super().__init__(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def dsn(self) -> str:
+        return f"http://public@127.0.0.1:{self.server_address[1]}/1"
+
+    def wait_for_events(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        with self.received:
+            self.received.wait_for(lambda: len(self.events) >= count, timeout=timeout_s)
+            return list(self.events)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SentryEndpoint
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep the output to the events
+        return
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        events = _events(_decode(body, self.headers.get("Content-Encoding", "").strip().lower()))
+        with self.server.received:
+            self.server.events.extend(events)
+            self.server.received.notify_all()
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
 def main() -> None:
-    server = SentryServer().start()
+    sentry = SentryEndpoint()
     spans = InMemorySpanExporter()
     metrics = InMemoryMetricReader()
     telemetry = flowtel.configure_telemetry(
@@ -53,7 +122,7 @@ def main() -> None:
         span_exporters=[spans],
         metric_readers=[metrics],
         logging=False,
-        sentry_dsn=server.dsn,  # in production: your project's DSN, or set SENTRY_DSN
+        sentry_dsn=sentry.dsn,  # in production: your project's DSN, or set SENTRY_DSN
     )
     with contextlib.suppress(PermissionError):
         place_order(42)
@@ -61,7 +130,7 @@ def main() -> None:
     data = metrics.get_metrics_data()
     telemetry.shutdown()
 
-    events = server.wait_for_events(1)
+    events = sentry.wait_for_events(1)
     print(f"Sentry events received: {len(events)}")
     event = events[0]
     value = event["exception"]["values"][-1]
@@ -97,9 +166,11 @@ def main() -> None:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 if metric.name == semconv.METRIC_SENTRY_EVENTS:
-                    for point in metric.data.data_points:
+                    points = [p for p in metric.data.data_points if isinstance(p, NumberDataPoint)]
+                    # sorted: the capture and transport threads record in either order
+                    for point in sorted(points, key=lambda p: sorted((p.attributes or {}).items())):
                         print(f"  {dict(point.attributes or {})} {point.value}")
-    server.stop()
+    sentry.shutdown()
 
 
 if __name__ == "__main__":

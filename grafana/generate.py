@@ -199,15 +199,17 @@ def overview() -> Json:
         w=8,
     )
     error_calls = f'{OP_FILTER}, {STATUS}="ERROR"'
+    entries = sc.METRIC_ENTRY_CALLS  # the service's rate: requests/jobs, not spans
     lay.add(
         panel(
             "timeseries",
             "Error rate",
-            "Share of operations that ended with status ERROR, per component.",
+            "Share of entries (requests, jobs, messages) that failed, per component; one count "
+            "per request whatever the depth of the error, and an HTTP 4xx is not a server error.",
             [
                 target(
-                    f"sum by ({COMPONENT}) ({rate(sel(calls, matchers=error_calls))})"
-                    f" / sum by ({COMPONENT}) ({rate(sel(calls, matchers=OP_FILTER))})",
+                    f"sum by ({COMPONENT}) ({rate(sel(entries, matchers=error_calls))})"
+                    f" / sum by ({COMPONENT}) ({rate(sel(entries, matchers=OP_FILTER))})",
                     f"{{{{{COMPONENT}}}}}",
                 )
             ],
@@ -228,6 +230,23 @@ def overview() -> Json:
                 )
             ],
             unit="percentunit",
+        ),
+        w=8,
+    )
+    decision, reason = label(sc.SAMPLING_DECISION), label(sc.SAMPLING_REASON)
+    lay.add(
+        panel(
+            "timeseries",
+            "Tail sampling decisions",
+            "Local traces kept or dropped by in-process tail sampling (sampling=...), by reason; "
+            "empty when only head sampling is configured.",
+            [
+                target(
+                    f"sum by ({decision}, {reason}) ({rate(sel(sc.METRIC_SAMPLING_TRACES))})",
+                    f"{{{{{decision}}}}} ({{{{{reason}}}}})",
+                )
+            ],
+            unit="ops",
         ),
         w=8,
     )
@@ -723,7 +742,7 @@ def dashboard(uid: str, title: str, panels: list[Json], templating: list[Json]) 
 # Alert rules (Prometheus rules file)
 # --------------------------------------------------------------------------------------------
 def alerts() -> Json:
-    calls = sc.METRIC_OPERATION_CALLS
+    calls = sc.METRIC_ENTRY_CALLS  # entries: one per request, job or message
     by = f"job, {COMPONENT}"
     failed = metric(calls) + "{" + STATUS + '="ERROR"}'
     error_ratio = (
@@ -761,7 +780,7 @@ def alerts() -> Json:
                             + COMPONENT
                             + " }}: error rate above "
                             + f"{ERROR_RATE_THRESHOLD:.0%}",
-                            "description": "{{ $value | humanizePercentage }} of operations "
+                            "description": "{{ $value | humanizePercentage }} of requests "
                             f"failed over 5m (at least {ERROR_RATE_MIN_CALLS} calls). "
                             "Open the flowtel overview dashboard, 'Errors by type'.",
                         },

@@ -24,9 +24,14 @@ class TestDemo:
         assert "/startup while the service started: 503 -> 200" in out
         assert re.search(r"✗ agent_service\.retrieve .*error=\"LookupError", out)
         assert "POST /ask 'an unknown topic'   -> 404" in out
+        assert "requests made: 4, 2 client errors (4xx), 0 server errors (5xx)" in out
+        assert "get_error_stats().entries: 4 requests, 0 failed (0.0%)" in out
         assert re.search(r"get_error_stats\(\): \d+ operations, 2 failed", out)
         assert '"state": "READY"' in out
         assert "✓ flowtel.shutdown " in out
+        assert "httpx: HTTP Request" not in out  # library INFO records stay out by default
+        assert re.search(r"agent answer +3 +1 +[\d.]+ms +[\d.]+ms", out)  # console summary
+        assert "\nNext steps\n" in out and "flowtel doctor" in out
 
 
 class TestTracingQuickstart:
@@ -39,7 +44,8 @@ class TestTracingQuickstart:
         )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        assert len(lines) == 5
-        assert re.fullmatch(r"[0-9a-f]{8}   ✓ fraud_check \d+\.\d\dms", lines[0])
+        assert re.fullmatch(r"[0-9a-f]{8}   ✓ fraud_check \d+\.\d\dms order_id=o-1", lines[0])
         assert "✗ __main__.charge" in lines[3] and "token=[REDACTED]" in lines[3]
+        assert "· exception" in lines[4]
+        assert lines[6].startswith("── flowtel summary")
         assert "tok_live_4242" not in result.stdout

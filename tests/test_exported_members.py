@@ -15,6 +15,8 @@ import pytest
 import flowtel
 
 PINNED: dict[str, list[str]] = {
+    "flowtel.cli": ["main"],
+    "flowtel.distro": ["FlowtelConfigurator", "FlowtelDistro"],
     "flowtel.errors": [
         "ErrorRateProcessor",
         "ErrorStats",
@@ -38,11 +40,13 @@ PINNED: dict[str, list[str]] = {
         "LifecycleState",
         "LivenessMonitor",
         "Probe",
+        "ProbeOutcome",
         "ProbePaths",
         "ReadinessCheck",
         "ReadinessMonitor",
         "ReadinessStatus",
         "ShutdownHook",
+        "ShutdownOutcome",
         "SignalMode",
         "StartupCheck",
         "StartupOrchestrator",
@@ -119,7 +123,7 @@ PINNED: dict[str, list[str]] = {
     ],
     "flowtel.sentry": ["SentryBridge", "SentryDropReason", "SentryOutcome", "SentryTag"],
     "flowtel.testing": ["HistogramValue", "TelemetryCapture"],
-    "flowtel.tracing": ["SpanScope", "span", "traced"],
+    "flowtel.tracing": ["Sampling", "SpanScope", "keep_trace", "span", "traced"],
 }
 
 TOP_LEVEL = [
@@ -136,6 +140,7 @@ TOP_LEVEL = [
     "current_trace_id",
     "get_error_stats",
     "instrument_fastapi",
+    "keep_trace",
     "managed_lifecycle",
     "record_error",
     "register_readiness_check",

@@ -14,7 +14,7 @@ class TestSemconv:
     def test_reference_doc_in_sync(self) -> None:
         """docs/telemetry-reference.md contains the generated reference verbatim."""
         doc = (ROOT / "docs" / "telemetry-reference.md").read_text()
-        assert semconv.reference_markdown() in doc, "run: python -m flowtel.semconv"
+        assert semconv.reference_markdown() in doc, "run: python -m flowtel reference"
 
     def test_names_unique_and_well_formed(self) -> None:
         """Metric, span and attribute names are unique, lower-case and dotted."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flowtel._configure import configure_telemetry
 from flowtel._core._telemetry import Telemetry
 from flowtel.exceptions import ConfigurationError, FlowtelError, StartupError
-from flowtel.tracing import span, traced
+from flowtel.tracing import keep_trace, span, traced
 
 if TYPE_CHECKING:
     from flowtel.errors import ErrorStats, get_error_stats, record_error
@@ -43,6 +43,7 @@ __all__ = [
     "current_trace_id",
     "get_error_stats",
     "instrument_fastapi",
+    "keep_trace",
     "managed_lifecycle",
     "record_error",
     "register_readiness_check",

@@ -25,11 +25,10 @@ from opentelemetry._logs import NoOpLoggerProvider
 
 from flowtel._core import _proxy
 from flowtel._core._options import UNSET, Options, _Unset
-from flowtel._core._scrub import Scrubber, set_scrubber
+from flowtel._core._scrub import Scrubber, current_scrubber, set_scrubber
 from flowtel._core._settings import Settings, resolve
 from flowtel._core._telemetry import HUB, Telemetry
 from flowtel._export._guard import ExportGuard
-from flowtel.exceptions import ConfigurationError
 
 __all__ = ["configure_telemetry"]
 
@@ -49,6 +48,7 @@ def configure_telemetry(
     otlp_protocol: str | _Unset = UNSET,
     otlp_headers: Mapping[str, str] | str | _Unset | None = UNSET,
     sample_rate: float | _Unset | None = UNSET,
+    sampling: Any = UNSET,
     count_unsampled: bool | _Unset = UNSET,
     max_span_attributes: int | _Unset = UNSET,
     max_span_events: int | _Unset = UNSET,
@@ -63,10 +63,12 @@ def configure_telemetry(
     propagators: Sequence[str] | _Unset = UNSET,
     scrub: bool | _Unset = UNSET,
     scrub_patterns: Sequence[str] | _Unset = UNSET,
+    scrub_keys: Sequence[str] | _Unset = UNSET,
     error_window_minutes: int | _Unset | None = UNSET,
     error_max_keys: int | _Unset = UNSET,
     error_rate_windows_minutes: Sequence[float] | _Unset | None = UNSET,
     error_duration_histogram: bool | _Unset = UNSET,
+    error_dimensions: Sequence[str] | str | _Unset | None = UNSET,
     sentry_dsn: str | _Unset | None = UNSET,
     sentry_environment: str | _Unset | None = UNSET,
     sentry_sample_rate: float | _Unset = UNSET,
@@ -82,17 +84,23 @@ def configure_telemetry(
     span_exporters: Sequence[Any] | _Unset = UNSET,
     metric_readers: Sequence[Any] | _Unset = UNSET,
     log_exporters: Sequence[Any] | _Unset = UNSET,
+    console_verbosity: str | _Unset = UNSET,
+    instrument: Sequence[str] | str | _Unset | None = UNSET,
+    library_log_level: str | int | _Unset = UNSET,
     force: bool = False,
 ) -> Telemetry:
     """Configure traces, metrics and logs for this process; call once at start.
 
     Every option also reads its environment variable (keyword > environment > default); see
     ``docs/configuration.md``. A second call warns and returns the existing handle unless
-    ``force=True``, which shuts the old pipelines down and installs new ones.
+    ``force=True``, which builds new pipelines, swaps them in, and then shuts the old ones down
+    (a span ending on an old pipeline after that is counted as ``after_shutdown``).
 
     Raises:
         ConfigurationError: an option has a bad value (the message names option, value and
-            what is accepted). Nothing is installed in that case.
+            what is accepted), or the pipeline cannot be built (e.g. a busy
+            ``prometheus_port``). Nothing is installed in that case, and a pipeline configured
+            before keeps working.
     """
     global _atexit_registered
     options = Options(
@@ -105,6 +113,7 @@ def configure_telemetry(
         otlp_protocol=otlp_protocol,
         otlp_headers=otlp_headers,
         sample_rate=sample_rate,
+        sampling=sampling,
         count_unsampled=count_unsampled,
         max_span_attributes=max_span_attributes,
         max_span_events=max_span_events,
@@ -119,10 +128,12 @@ def configure_telemetry(
         propagators=propagators,
         scrub=scrub,
         scrub_patterns=scrub_patterns,
+        scrub_keys=scrub_keys,
         error_window_minutes=error_window_minutes,
         error_max_keys=error_max_keys,
         error_rate_windows_minutes=error_rate_windows_minutes,
         error_duration_histogram=error_duration_histogram,
+        error_dimensions=error_dimensions,
         sentry_dsn=sentry_dsn,
         sentry_environment=sentry_environment,
         sentry_sample_rate=sentry_sample_rate,
@@ -138,6 +149,9 @@ def configure_telemetry(
         span_exporters=span_exporters,
         metric_readers=metric_readers,
         log_exporters=log_exporters,
+        console_verbosity=console_verbosity,
+        instrument=instrument,
+        library_log_level=library_log_level,
     )
     with _lock:
         current = HUB.current
@@ -150,10 +164,21 @@ def configure_telemetry(
             )
             return current
         settings = resolve(options)
-        if current is not None:
-            current.shutdown()
-        telemetry = _build(settings)
+        if settings.sentry_dsn:  # before anything is built: a DSN sentry-sdk rejects fails here
+            from flowtel.sentry._install import check_dsn
+
+            check_dsn(settings.sentry_dsn)
+        # Transactional: build and install the new pipeline, then shut the old one down. If the
+        # build fails, nothing changed and the old pipeline keeps exporting.
+        previous_scrubber = current_scrubber()
+        try:
+            telemetry = _build(settings)
+        except BaseException:
+            set_scrubber(previous_scrubber)
+            raise
         HUB.install(telemetry)
+        if current is not None:
+            current.shutdown()  # late spans of the old pipeline are counted (after_shutdown)
         if not _atexit_registered:
             atexit.register(_shutdown_at_exit)
             _atexit_registered = True
@@ -167,7 +192,7 @@ def _shutdown_at_exit() -> None:
 
 
 def _build(settings: Settings) -> Telemetry:
-    set_scrubber(Scrubber(settings.scrub_patterns, enabled=settings.scrub))
+    set_scrubber(Scrubber(settings.scrub_keys, settings.scrub_patterns, enabled=settings.scrub))
     if settings.sdk_disabled:
         return Telemetry(
             settings,
@@ -183,9 +208,22 @@ def _build(settings: Settings) -> Telemetry:
         shutdown_timeout_s=settings.shutdown_timeout_s,
         export_timeout_s=settings.batch_export_timeout_s,
     )
-    tracer_provider = _tracer_provider(settings, resource, guard)
-    meter_provider, readers, prometheus_port = _meter_provider(settings, resource, guard)
-    logger_provider = _logger_provider(settings, resource, guard)
+    built: list[Any] = []  # shut down again if a later stage fails: no half pipeline runs on
+    try:
+        console = _console(settings) if settings.exporter == "console" else None
+        tracer_provider = _tracer_provider(settings, resource, guard, console)
+        built.append(tracer_provider)
+        meter_provider, readers, prometheus_port = _meter_provider(settings, resource, guard)
+        built.append(meter_provider)
+        logger_provider = _logger_provider(settings, resource, guard)
+    except BaseException:
+        guard.begin_shutdown(0.5)
+        for provider in built:
+            try:
+                provider.shutdown()
+            except Exception:
+                _log.debug("flowtel: cleaning up a failed build", exc_info=True)
+        raise
     telemetry = Telemetry(settings, tracer_provider, meter_provider, logger_provider)
     telemetry.prometheus_port = prometheus_port
     telemetry.resource = resource
@@ -193,6 +231,9 @@ def _build(settings: Settings) -> Telemetry:
     if settings.exporter == "otlp":
         telemetry.export_guard = guard
         guard.instrument(telemetry.meter)
+    if console is not None:
+        console.instrument(telemetry.meter)
+        console.activate()  # log records print through it, under their span
     _install_globals(telemetry)
     _install_features(telemetry)
     return telemetry
@@ -209,10 +250,18 @@ def _install_features(telemetry: Telemetry) -> None:
         from flowtel.sentry._install import _install as install_sentry
 
         install_sentry(telemetry)
+    if settings.sampling is not None:
+        from flowtel.tracing._tail import _install as install_sampling
+
+        install_sampling(telemetry)
     if settings.logging:
         from flowtel.logs._handler import _install as install_logging
 
         install_logging(telemetry)
+    if settings.instrument:
+        from flowtel._instrumentations import _install as install_instrumentations
+
+        install_instrumentations(telemetry)
 
 
 def _install_globals(telemetry: Telemetry) -> None:
@@ -227,7 +276,7 @@ def _install_globals(telemetry: Telemetry) -> None:
 
 
 def _tracer_provider(
-    settings: Settings, resource: Any, guard: ExportGuard
+    settings: Settings, resource: Any, guard: ExportGuard, console: Any = None
 ) -> trace_api.TracerProvider:
     from opentelemetry.sdk.trace import SpanLimits
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -249,11 +298,17 @@ def _tracer_provider(
             max_attribute_length=settings.max_attribute_length,
         ),
     )
+    export, tail = provider.add_span_processor, None
+    if settings.sampling is not None:  # tail sampling: the exporters see whole kept traces
+        from flowtel.tracing._tail import TailSamplingProcessor
+
+        tail = TailSamplingProcessor(settings.sampling)
+        export = tail.add_exporter
     if settings.exporter == "otlp":
         from flowtel._export._batch import BoundedBatchSpanProcessor
         from flowtel._export._otlp import span_exporter
 
-        provider.add_span_processor(
+        export(
             BoundedBatchSpanProcessor(
                 span_exporter(settings.otlp["traces"]),
                 guard,
@@ -262,15 +317,36 @@ def _tracer_provider(
                 max_export_batch_size=settings.batch_max_export_batch_size,
             )
         )
-    elif settings.exporter == "console":
-        from flowtel._export._console import ConsoleSpanProcessor
-
-        provider.add_span_processor(ConsoleSpanProcessor(colors=settings.console_colors))
+    elif console is not None:
+        export(console)
     for exporter in settings.span_exporters:
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        export(SimpleSpanProcessor(exporter))
+    if tail is not None:
+        provider.add_span_processor(tail)
     for processor in settings.span_processors:
         provider.add_span_processor(processor)
     return provider
+
+
+def _console(settings: Settings) -> Any:
+    """The console span processor; with ``json_logs`` it writes to stderr (stdout is JSON only).
+
+    When ``exporter="auto"`` chose it because no endpoint is set, its first line says so.
+    """
+    from flowtel._export._console import ConsoleSpanProcessor
+
+    console = ConsoleSpanProcessor(
+        sys.stderr if settings.json_logs else None,
+        colors=settings.console_colors,
+        verbosity=settings.console_verbosity,
+        close_timeout_s=min(1.0, settings.shutdown_timeout_s / 2),
+    )
+    if settings.console_fallback:
+        console.writer.write(
+            "flowtel: no OTLP endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT), so nothing is "
+            "exported; spans are printed here instead.\n"
+        )
+    return console
 
 
 def _meter_provider(
@@ -299,38 +375,11 @@ def _meter_provider(
 
 
 def _prometheus_reader(settings: Settings) -> tuple[Any, int]:
-    """Expose metrics for Prometheus scraping in-process (the ``prometheus`` extra)."""
-    try:
-        import prometheus_client
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    except ImportError:
-        raise ConfigurationError(
-            "prometheus_port",
-            settings.prometheus_port,
-            "a port, with the 'prometheus' extra installed (pip install 'flowtel[prometheus]')",
-        ) from None
-    reader = PrometheusMetricReader()
-    try:
-        server, thread = prometheus_client.start_http_server(
-            settings.prometheus_port or 0, addr=settings.prometheus_host
-        )
-    except OSError as exc:
-        reader.shutdown()
-        raise ConfigurationError(
-            "prometheus_port", settings.prometheus_port, f"a free port to bind ({exc})"
-        ) from None
-    port = int(server.server_address[1])
+    """Expose metrics for Prometheus scraping in-process (the ``prometheus`` extra); the same
+    port across a reconfiguration hands the running endpoint over."""
+    from flowtel._export._prometheus import prometheus_reader
 
-    original_shutdown = reader.shutdown
-
-    def shutdown(timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=1.0)
-        original_shutdown(timeout_millis=timeout_millis, **kwargs)
-
-    reader.shutdown = shutdown  # type: ignore[method-assign]
-    return reader, port
+    return prometheus_reader(settings.prometheus_port, settings.prometheus_host)
 
 
 def _logger_provider(settings: Settings, resource: Any, guard: ExportGuard) -> ApiLoggerProvider:

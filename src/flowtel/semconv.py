@@ -94,6 +94,11 @@ EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 EXCEPTION_ESCAPED: Final = "exception.escaped"
 ERROR_HANDLED: Final = "flowtel.error.handled"
 ERROR_RATE_WINDOW: Final = "flowtel.window"
+ERROR_DIMENSIONS: Final = "<error_dimensions>"  # stands for each attribute named there
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"  # read: 5xx fails an entry
+HTTP_STATUS_CODE_OLD: Final = "http.status_code"  # the same, before HTTP semconv 1.23
+SAMPLING_DECISION: Final = "flowtel.sampling.decision"
+SAMPLING_REASON: Final = "flowtel.sampling.reason"
 
 STARTUP_CHECK: Final = "flowtel.startup.check"
 STARTUP_PRIORITY: Final = "flowtel.startup.priority"
@@ -112,6 +117,9 @@ SHUTDOWN_DRAIN: Final = "flowtel.shutdown.drain_s"
 PROBE: Final = "flowtel.probe"
 PROBE_OUTCOME: Final = "flowtel.probe.outcome"
 READINESS_CHECK: Final = "flowtel.readiness.check"
+LIFECYCLE_WORK: Final = "flowtel.lifecycle.work"
+LIFECYCLE_WORK_NAME: Final = "flowtel.lifecycle.work.name"
+LIFECYCLE_ABANDONED: Final = "flowtel.lifecycle.abandoned"
 
 SENTRY_OUTCOME: Final = "flowtel.sentry.outcome"
 SENTRY_REASON: Final = "flowtel.sentry.reason"
@@ -150,6 +158,19 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(OTEL_STATUS_CODE, "string", "OK, ERROR or UNSET (metric attribute)."),
     AttributeDef(ERROR_HANDLED, "bool", "On exception events: true when the error was handled."),
     AttributeDef(ERROR_RATE_WINDOW, "string", "Window of an error-rate gauge, e.g. 5m."),
+    AttributeDef(
+        ERROR_DIMENSIONS,
+        "string",
+        "Each span attribute named in error_dimensions (e.g. tenant, http.route), on the "
+        "calls, duration and errors metrics: scrubbed, at most 100 values per attribute "
+        "(more: _other), absent when the span lacks it; handled errors carry none.",
+    ),
+    AttributeDef(SAMPLING_DECISION, "string", "What tail sampling did with a trace."),
+    AttributeDef(
+        SAMPLING_REASON,
+        "string",
+        "Why: head, error, slow, keep_trace, overflow, timeout, shutdown.",
+    ),
     AttributeDef(STARTUP_CHECK, "string", "Name of a startup check."),
     AttributeDef(STARTUP_PRIORITY, "int", "Priority of a startup check (lower runs first)."),
     AttributeDef(STARTUP_ATTEMPT, "int", "1-based attempt number of a startup check."),
@@ -169,6 +190,13 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(PROBE, "string", "alive, ready, startup, health."),
     AttributeDef(PROBE_OUTCOME, "string", "pass or fail."),
     AttributeDef(READINESS_CHECK, "string", "Name of a background readiness check."),
+    AttributeDef(
+        LIFECYCLE_WORK, "string", "startup_check, readiness_check, shutdown_hook or flush."
+    ),
+    AttributeDef(LIFECYCLE_WORK_NAME, "string", "Name of the check or hook (flush: telemetry)."),
+    AttributeDef(
+        LIFECYCLE_ABANDONED, "bool", "True when the work still ran after its timeout and was left."
+    ),
     AttributeDef(SENTRY_OUTCOME, "string", "sent or dropped."),
     AttributeDef(
         SENTRY_REASON, "string", "Why an event was dropped (e.g. duplicate, rate_limited)."
@@ -196,7 +224,8 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(
         TELEMETRY_REASON,
         "string",
-        "Why telemetry was lost: queue_full, export_failed, export_timeout, shutdown_timeout.",
+        "Why telemetry was lost: queue_full, export_failed, export_timeout, shutdown_timeout, "
+        "after_shutdown (console output also: write_failed).",
     ),
 )
 
@@ -208,6 +237,7 @@ SPAN_STARTUP_CHECK: Final = "flowtel.startup.check"
 SPAN_SHUTDOWN: Final = "flowtel.shutdown"
 SPAN_SHUTDOWN_HOOK: Final = "flowtel.shutdown.hook"
 SPAN_RECORD_ERROR: Final = "flowtel.record_error"
+SPAN_DOCTOR: Final = "flowtel.doctor"
 SCOPE_ERRORS: Final = "flowtel.errors"  # instrumentation scope of flowtel.errors' spans and metrics
 OVERFLOW_KEY: Final = "_other"  # component/operation value once error_max_keys pairs are tracked
 
@@ -240,6 +270,7 @@ SPANS: Final[tuple[SpanDef, ...]] = (
         "Short span for record_error() when no span is current.",
         (COMPONENT, OPERATION, ERROR_TYPE),
     ),
+    SpanDef(SPAN_DOCTOR, "The test span `flowtel doctor` sends to the OTLP endpoint."),
 )
 
 EVENT_EXCEPTION: Final = "exception"
@@ -294,12 +325,15 @@ METRIC_OPERATION_CALLS: Final = "flowtel.operation.calls"
 METRIC_OPERATION_DURATION: Final = "flowtel.operation.duration"
 METRIC_ERRORS: Final = "flowtel.errors"
 METRIC_ERROR_RATE: Final = "flowtel.error_ratio"
+METRIC_ENTRY_CALLS: Final = "flowtel.entry.calls"
+METRIC_SAMPLING_TRACES: Final = "flowtel.sampling.traces"
 METRIC_STARTUP_DURATION: Final = "flowtel.startup.duration"
 METRIC_STARTUP_CHECK_DURATION: Final = "flowtel.startup.check.duration"
 METRIC_LIFECYCLE_STATE: Final = "flowtel.lifecycle.state"
 METRIC_PROBE_CHECKS: Final = "flowtel.probe.checks"
 METRIC_READINESS_CHECK_STATUS: Final = "flowtel.readiness.check.status"
 METRIC_SHUTDOWN_DURATION: Final = "flowtel.shutdown.duration"
+METRIC_LIFECYCLE_TIMEOUTS: Final = "flowtel.lifecycle.timeouts"
 METRIC_SENTRY_EVENTS: Final = "flowtel.sentry.events"
 METRIC_RESILIENCE_EVENTS: Final = "flowtel.resilience.events"
 METRIC_RESILIENCE_CALLS: Final = "flowtel.resilience.calls"
@@ -312,6 +346,8 @@ METRIC_CIRCUIT_FAILURE_RATE: Final = "flowtel.circuit_breaker.failure_ratio"
 METRIC_CIRCUIT_SLOW_CALL_RATE: Final = "flowtel.circuit_breaker.slow_call_ratio"
 METRIC_TELEMETRY_DROPPED: Final = "flowtel.telemetry.dropped"
 METRIC_TELEMETRY_EXPORT_FAILURES: Final = "flowtel.telemetry.export.failures"
+METRIC_CONSOLE_DROPPED: Final = "flowtel.console.dropped"
+METRIC_DOCTOR: Final = "flowtel.doctor.checks"
 
 _OP: Final = (COMPONENT, OPERATION)
 
@@ -321,28 +357,44 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         Instrument.COUNTER,
         "{call}",
         "Finished operations (spans), counted before sampling.",
-        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE),
+        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE, ERROR_DIMENSIONS),
     ),
     MetricDef(
         METRIC_OPERATION_DURATION,
         Instrument.HISTOGRAM,
         "s",
         "Operation duration, counted before sampling.",
-        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE),
+        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE, ERROR_DIMENSIONS),
     ),
     MetricDef(
         METRIC_ERRORS,
         Instrument.COUNTER,
         "{error}",
         "Errors: failed operations and record_error() calls.",
-        (*_OP, ERROR_TYPE, ERROR_HANDLED),
+        (*_OP, ERROR_TYPE, ERROR_HANDLED, ERROR_DIMENSIONS),
     ),
     MetricDef(
         METRIC_ERROR_RATE,
         Instrument.GAUGE,
         "1",
-        "Current error rate per component over a sliding window.",
+        "Current entry-level error rate (failed requests, jobs, messages) per component over a "
+        "sliding window.",
         (COMPONENT, ERROR_RATE_WINDOW),
+    ),
+    MetricDef(
+        METRIC_ENTRY_CALLS,
+        Instrument.COUNTER,
+        "{call}",
+        "Finished entries: local root spans and SERVER/CONSUMER spans, counted once whatever "
+        "the depth of a failure, before sampling; HTTP 4xx is not a server error.",
+        (*_OP, OTEL_STATUS_CODE, ERROR_TYPE, ERROR_DIMENSIONS),
+    ),
+    MetricDef(
+        METRIC_SAMPLING_TRACES,
+        Instrument.COUNTER,
+        "{trace}",
+        "Local traces decided by tail sampling (sampling=...), by decision and reason.",
+        (SAMPLING_DECISION, SAMPLING_REASON),
     ),
     MetricDef(
         METRIC_STARTUP_DURATION,
@@ -385,6 +437,14 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "s",
         "Graceful shutdown duration (drain, hooks, flush).",
         (SHUTDOWN_OUTCOME,),
+    ),
+    MetricDef(
+        METRIC_LIFECYCLE_TIMEOUTS,
+        Instrument.COUNTER,
+        "{call}",
+        "Checks, hooks and flushes that overran their timeout (outcome timeout); "
+        "abandoned=true when they were still running and were left behind.",
+        (LIFECYCLE_WORK, LIFECYCLE_WORK_NAME, LIFECYCLE_ABANDONED),
     ),
     MetricDef(
         METRIC_SENTRY_EVENTS,
@@ -469,6 +529,19 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "{export}",
         "Export batches that failed.",
         (TELEMETRY_SIGNAL, TELEMETRY_REASON),
+    ),
+    MetricDef(
+        METRIC_CONSOLE_DROPPED,
+        Instrument.COUNTER,
+        "{line}",
+        "Console output dropped because the terminal or pipe did not keep up, or at shutdown.",
+        (TELEMETRY_REASON,),
+    ),
+    MetricDef(
+        METRIC_DOCTOR,
+        Instrument.COUNTER,
+        "{check}",
+        "The test point `flowtel doctor` sends to the OTLP endpoint (always 1).",
     ),
 )
 

@@ -153,7 +153,7 @@ BAD_KEYWORDS = [
     ("propagators", ["b3"], "'tracecontext', 'baggage', 'none'"),
     ("scrub", "maybe", "true or false"),
     ("scrub_patterns", ["(unclosed"], "valid regular expression"),
-    ("error_window_minutes", -5, "whole number >= 1"),
+    ("error_window_minutes", -5, "whole number between 1 and 10080"),
     ("error_max_keys", 0, "whole number >= 1"),
     ("sentry_dsn", "not a dsn", "Sentry DSN"),
     ("sentry_sample_rate", 2, "between 0.0 and 1.0"),

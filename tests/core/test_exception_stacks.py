@@ -104,9 +104,9 @@ class TestDepth:
         formatted: list[int] = []
         original = _values._frame_lines
 
-        def counting(frames: list[tuple[Any, int]]) -> str:
+        def counting(frames: list[tuple[Any, int]], scrubber: Any) -> str:
             formatted.append(len(frames))
-            return original(frames)
+            return original(frames, scrubber)
 
         monkeypatch.setattr(_values, "_frame_lines", counting)
         with pytest.raises(ValueError) as info:

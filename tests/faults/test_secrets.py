@@ -128,13 +128,15 @@ class TestSecretsCorpus:
         self, capsys: pytest.CaptureFixture[str], configure: Callable[..., flowtel.Telemetry]
     ) -> None:
         """JSON lines on stdout and console-mode log lines never show a secret."""
-        configure(exporter="none", logging=True, json_logs=True)
+        telemetry = configure(exporter="none", logging=True, json_logs=True)
         emit_log_corpus()
+        telemetry.shutdown()  # writes out what the non-blocking writer still holds
         json_out = capsys.readouterr().out
         assert json_out.count("\n") >= 3 * len(SECRETS)
         assert leaks(json_out) == []
-        configure(exporter="console", console_colors=False, logging=True)
+        telemetry = configure(exporter="console", console_colors=False, logging=True)
         emit_log_corpus()
+        telemetry.shutdown()
         captured = capsys.readouterr()
         console_out = captured.out + captured.err
         assert console_out.count("\n") >= len(SECRETS)
@@ -144,8 +146,9 @@ class TestSecretsCorpus:
         self, capsys: pytest.CaptureFixture[str], configure: Callable[..., flowtel.Telemetry]
     ) -> None:
         """The console exporter's lines never show a secret."""
-        configure(exporter="console", console_colors=False)
+        telemetry = configure(exporter="console", console_colors=False)
         emit_corpus()
+        telemetry.shutdown()
         out = capsys.readouterr().out
         assert out.count("\n") >= len(SECRETS)
         assert leaks(out) == []
@@ -158,7 +161,9 @@ class TestSecretsCorpus:
             emit_corpus()
             emit_log_corpus()  # logger.exception outside spans: handled events via logging
             assert telemetry.force_flush(timeout_s=10.0)
-            events = server.wait_for_events(2 * len(SECRETS))
+            # sentry-sdk's transport queue holds 100 envelopes: a burst of 2 x 109 shapes loses
+            # the excess (counted). tests/privacy sends every shape, flushing in chunks.
+            events = server.wait_for_events(min(2 * len(SECRETS), 100))
             assert leaks([i.payload for i in server.items()]) == []
             assert any("[REDACTED]" in str(e) for e in events)
         finally:

@@ -13,7 +13,8 @@ from ._server import poll_status, running_server
 
 class TestHealthErrorRate:
     def test_failed_requests_show_in_health(self) -> None:
-        """3 failing requests: /health shows them with the rate over all finished operations."""
+        """3 failing requests out of 4: /health shows the entry-level rate (requests, not
+        spans; the startup span is not the service's work) and the operations beside it."""
         telemetry = flowtel.configure_telemetry(exporter="none", error_window_minutes=15,
                                                 force=True)  # fmt: skip
         try:
@@ -37,11 +38,13 @@ class TestHealthErrorRate:
                 for _ in range(3):
                     client.get("/broken")
                 errors = client.get("/health").json()["errors"]
-            # 4 request spans + the flowtel.startup span (also an operation of this process)
-            assert errors["total"] == 5 and errors["errors"] == 3
-            assert errors["error_rate"] == 0.6
+            # 4 requests; the flowtel.startup span counts as an operation, never as an entry
+            assert errors["level"] == "entries"
+            assert errors["total"] == 4 and errors["errors"] == 3
+            assert errors["error_rate"] == 0.75
+            assert errors["operations"] == {"total": 5, "errors": 3, "error_rate": 0.6}
             assert errors["high"] is False  # fewer than min_calls: never flaps on a few calls
-            assert errors["top_operations"][0] == {
+            assert errors["top_entries"][0] == errors["top_operations"][0] == {
                 "component": "http", "operation": "GET /broken", "errors": 3, "total": 3,
                 "error_rate": 1.0,
             }  # fmt: skip

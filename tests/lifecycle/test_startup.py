@@ -326,13 +326,13 @@ class TestOutcomes:
         """Details reach /health, so secrets are redacted by key and by shape."""
         orch = make(telemetry)
         orch.add(
-            lambda: {"password": "s3cret", "dsn": "postgres://app:hunter2@db:5432/x", "pool": 4,
+            lambda: {"password": "s3cret", "url": "postgres://app:hunter2@db:5432/x", "pool": 4,
                      "tags": ["a"], **{f"k{i}": i for i in range(50)}},
             name="db",
         )  # fmt: skip
         details = asyncio.run(orch.run()).check("db").details
         assert details["password"] == "[REDACTED]"
-        assert "hunter2" not in details["dsn"] and details["dsn"].startswith("postgres://app:")
+        assert "hunter2" not in details["url"] and details["url"].startswith("postgres://app:")
         assert details["pool"] == 4 and details["tags"] == "['a']"
         assert len(details) == 32
 

@@ -14,7 +14,7 @@ SRC = str(Path(flowtel.__file__).resolve().parents[1])
 
 class TestQuickstartExample:
     def test_log_lines_share_the_span_short_trace_id(self) -> None:
-        """Both log lines inside the span end with the span line's 8-digit trace prefix."""
+        """Both log lines inside the span are printed under it, with its 8-digit trace prefix."""
         result = subprocess.run(
             [sys.executable, str(ROOT / "examples" / "logging_quickstart.py")],
             capture_output=True,
@@ -25,10 +25,14 @@ class TestQuickstartExample:
         )
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
-        (span_line,) = [line for line in lines if "checkout" in line]
+        (span_line,) = [line for line in lines if "✓ checkout" in line]
         short = span_line.split()[0]
-        tagged = [line for line in lines if line.endswith(f"[trace {short}]")]
-        assert [line.split()[1] for line in tagged] == ["INFO", "ERROR"]
-        assert "KeyError: 'sku'" in result.stdout
+        under = [line for line in lines if line.startswith(f"{short}     │ ")]
+        assert [line.split()[3] for line in under if line.split()[2][:1].isdigit()] == [
+            "INFO",
+            "ERROR",
+        ]
+        assert "KeyError: 'sku'" in under[-1]  # the traceback stays under the span too
+        assert lines.index(span_line) == len(under)  # the span line closes its block
         assert "hunter2" not in result.stdout and "tok_4242" not in result.stdout
-        assert lines[-1].endswith("WARNING orders.api: no span here")
+        assert any(line.endswith("WARNING orders.api: no span here") for line in lines)

@@ -237,6 +237,7 @@ class TestInstallation:
         pipe, _ = pipeline
         instrument_logging(pipe.logger_provider, json_logs=True, service_name=SERVICE)
         log.warning("to stdout", extra={"n": 1})
+        uninstrument_logging()  # writes out what the non-blocking writer still holds
         (line,) = capsys.readouterr().out.splitlines()
         assert json.loads(line)["message"] == "to stdout"
 
@@ -361,7 +362,7 @@ class TestTraceContextFilter:
 
 class TestConfigureOptions:
     def test_console_mode_prints_short_trace_id(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """exporter="console" prints log lines whose short trace id matches the span output."""
+        """exporter="console" prints a record under the span that was current, same trace id."""
         telemetry = flowtel.configure_telemetry(
             service_name=SERVICE, exporter="console", force=True
         )
@@ -370,7 +371,11 @@ class TestConfigureOptions:
             short = (current_trace_id() or "")[:8]
         telemetry.shutdown()
         lines = capsys.readouterr().out.splitlines()
-        assert any(line.endswith(f"order placed order_id=42 [trace {short}]") for line in lines)
+        assert any(
+            line.startswith(f"{short} ") and line.endswith("│ " + line.split("│ ", 1)[-1])
+            and line.endswith("order placed order_id=42")
+            for line in lines
+        )
         assert any(line.startswith(f"{short} ") and "checkout" in line for line in lines)
 
     def test_json_logs_option(self, capsys: pytest.CaptureFixture[str]) -> None:

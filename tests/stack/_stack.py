@@ -10,9 +10,11 @@ import json
 import os
 import re
 import shutil
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -34,8 +36,12 @@ DATASOURCES_DIR = GRAFANA_DIR / "provisioning" / "datasources"
 DASHBOARD_PROVIDERS_DIR = GRAFANA_DIR / "provisioning" / "dashboards"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 DOCKERFILE = ROOT / "examples" / "Dockerfile"
+OVERLAYS_DIR = COLLECTOR_DIR / "overlays"
+BUILDER_MANIFEST = COLLECTOR_DIR / "builder-config.yaml"
+BUILD_SCRIPT = COLLECTOR_DIR / "build.sh"
+KUBERNETES_DIR = ROOT / "examples" / "kubernetes"
 
-#: Series the pinned collector (0.159.0) exposes on :8888 with without_units/without_type_suffix,
+#: Series the pinned collector (0.161.0) exposes on :8888 with without_units/without_type_suffix,
 #: taken from its receiverhelper, exporterhelper, processorhelper and service metadata.
 COLLECTOR_SIGNALS = ("spans", "metric_points", "log_records")
 COLLECTOR_METRICS = frozenset(
@@ -75,6 +81,134 @@ def flowtel_series_names() -> frozenset[str]:
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def fail_or_skip(message: str) -> None:
+    """A missing service or binary: FAIL in CI (CI=true), skip locally."""
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def built_binary(target: Literal["collector", "prometheus"]) -> Path:
+    """A binary that ``make collector`` (collector/build.sh) built into its hash-keyed cache.
+
+    The path comes from ``build.sh --path``, so the test and the build agree on the cache key.
+    Missing: skip locally, FAIL in CI (where ``make test`` builds it before pytest).
+    """
+    done = subprocess.run(
+        [str(BUILD_SCRIPT), "--path", target],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    path = Path(done.stdout.strip())
+    if done.returncode != 0 or not path.is_file():
+        fail_or_skip(
+            f"{target} binary not built ({done.stderr.strip() or path}): run `make collector`"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Collector configs: ${env:VAR:-default} references, overlays, compose combinations
+# --------------------------------------------------------------------------------------------
+ENV_REF = re.compile(r"\$\{env:(?P<name>[A-Za-z_]\w*)(?::-(?P<default>[^}]*))?\}")
+
+
+def env_refs(obj: Any) -> dict[str, str | None]:
+    """Every ``${env:VAR:-default}`` in a parsed config: variable -> default (None if none)."""
+    found: dict[str, str | None] = {}
+    if isinstance(obj, dict):
+        for v in obj.values():
+            found.update(env_refs(v))
+    elif isinstance(obj, list):
+        for v in obj:
+            found.update(env_refs(v))
+    elif isinstance(obj, str):
+        for m in ENV_REF.finditer(obj):
+            found[m["name"]] = m["default"]
+    return found
+
+
+def expand_env(obj: Any, env: Mapping[str, str] | None = None) -> Any:
+    """Resolve ``${env:VAR:-default}`` as the collector's env provider does: from ``env`` (the
+    compose defaults when empty), a whole-value reference typed as YAML (``8888`` -> int)."""
+    env = env or {}
+    if isinstance(obj, dict):
+        return {k: expand_env(v, env) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [expand_env(v, env) for v in obj]
+    if not isinstance(obj, str):
+        return obj
+
+    def value(m: re.Match[str]) -> str:
+        got = env.get(m["name"], m["default"])
+        assert got is not None, f"${{env:{m['name']}}} has no default and is not set"
+        return got
+
+    whole = ENV_REF.fullmatch(obj)
+    if whole:
+        return yaml.safe_load(value(whole))
+    return ENV_REF.sub(value, obj)
+
+
+def deep_merge(base: Any, overlay: Any) -> Any:
+    """The collector's config merge: maps merge key by key, everything else is replaced."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = dict(base)
+        for k, v in overlay.items():
+            out[k] = deep_merge(base[k], v) if k in base else v
+        return out
+    return overlay
+
+
+def collector_config(*paths: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The effective config of ``--config=p1 --config=p2 ...``, env references resolved."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = deep_merge(merged, load_yaml(path))
+    resolved: dict[str, Any] = expand_env(merged, env)
+    return resolved
+
+
+def _compose_collector_files(compose_files: list[Path]) -> list[Path]:
+    """Repo paths of the --config files the collector service's command loads."""
+    command: list[str] = []
+    mounts: dict[str, Path] = {}
+    for path in compose_files:
+        svc = load_yaml(path)["services"].get("otel-collector", {})
+        command = svc.get("command", command)  # compose replaces command
+        for vol in svc.get("volumes", []):
+            source, target = vol.split(":")[:2]
+            mounts[target] = (path.parent / source).resolve()
+    files: list[Path] = []
+    for arg in command:
+        assert arg.startswith("--config="), arg
+        inside = arg.removeprefix("--config=")
+        for target, source in mounts.items():
+            if inside == target or inside.startswith(target.rstrip("/") + "/"):
+                files.append(source / inside[len(target) :].lstrip("/") if source.is_dir()
+                             else source)
+                break
+        else:
+            raise AssertionError(f"{arg}: not mounted from the repository")
+    return files
+
+
+def compose_collector_variants() -> dict[str, list[Path]]:
+    """Each compose file combination -> the collector config files it runs, in --config order.
+
+    The base file alone, and the base file with each override (docker-compose.*.yaml).
+    """
+    overrides = sorted(COLLECTOR_DIR.glob("docker-compose.*.yaml"))
+    combos = [[COMPOSE], *([COMPOSE, o] for o in overrides)]
+    return {" + ".join(p.name for p in c): _compose_collector_files(c) for c in combos}
 
 
 def require_tool(name: str) -> str:

@@ -23,7 +23,8 @@ from flowtel import semconv as sc
 
 from . import _stack as st
 
-# Component types verified in otel/opentelemetry-collector-contrib 0.159.0 (metadata.yaml `type`).
+# Component types of the 0.161.0 release (metadata.yaml `type`); test_collector_build.py checks
+# them against the real otelcol-flowtel build.
 RELEASE_COMPONENTS = {
     "receivers": {"otlp"},
     "processors": {"memory_limiter", "batch", "tail_sampling"},
@@ -35,19 +36,10 @@ DEPRECATED_EXPORTER_ALIASES = {"otlp", "otlphttp"}
 KINDS = ("receivers", "processors", "exporters", "connectors")
 
 
-def deep_merge(base: Any, overlay: Any) -> Any:
-    """The collector's config merge: maps merge key by key, everything else is replaced."""
-    if isinstance(base, dict) and isinstance(overlay, dict):
-        out = dict(base)
-        for k, v in overlay.items():
-            out[k] = deep_merge(base[k], v) if k in base else v
-        return out
-    return overlay
-
-
 def collector_configs() -> dict[str, dict[str, Any]]:
-    base = st.load_yaml(st.COLLECTOR_CONFIG)
-    merged = deep_merge(base, st.load_yaml(st.TAIL_SAMPLING_OVERLAY))
+    """Base and base + tail-sampling, ${env:...} references resolved to their compose defaults."""
+    base = st.collector_config(st.COLLECTOR_CONFIG)
+    merged = st.collector_config(st.COLLECTOR_CONFIG, st.TAIL_SAMPLING_OVERLAY)
     return {"base": base, "base+tail-sampling": merged}
 
 
@@ -122,7 +114,7 @@ class TestCollectorConfig:
             assert any(p.split("/")[0] == "batch" for p in procs), f"{variant}/{name}"
 
     def test_component_types_exist_in_pinned_release(self) -> None:
-        """Component types are 0.159.0 names; deprecated exporter aliases are not used."""
+        """Component types are 0.161.0 names; deprecated exporter aliases are not used."""
         for cfg in collector_configs().values():
             for kind, known in RELEASE_COMPONENTS.items():
                 for comp in cfg.get(kind) or {}:
@@ -131,14 +123,16 @@ class TestCollectorConfig:
                 assert comp.split("/")[0] not in DEPRECATED_EXPORTER_ALIASES, comp
 
     def test_pinned_release_matches_compose_image(self) -> None:
-        """The release named in the config header is the image compose runs."""
+        """The release named in the config header is the image compose runs and the builder
+        manifest's release."""
         image = compose()["services"]["otel-collector"]["image"]
-        assert image == "otel/opentelemetry-collector-contrib:0.159.0"
-        assert "contrib:0.159.0" in st.COLLECTOR_CONFIG.read_text()
+        release = st.load_yaml(st.BUILDER_MANIFEST)["dist"]["version"]
+        assert image == f"otel/opentelemetry-collector-contrib:{release}"
+        assert f"contrib:{release}" in st.COLLECTOR_CONFIG.read_text()
 
     def test_signals_route_to_their_backends(self) -> None:
         """traces -> Tempo (gRPC), metrics -> Prometheus OTLP, logs -> Loki OTLP, plus debug."""
-        cfg = st.load_yaml(st.COLLECTOR_CONFIG)
+        cfg = st.collector_config(st.COLLECTOR_CONFIG)
         pipes = cfg["service"]["pipelines"]
         ex = cfg["exporters"]
         assert set(pipes["traces"]["exporters"]) == {"otlp_grpc/tempo", "debug"}
@@ -151,7 +145,7 @@ class TestCollectorConfig:
 
     def test_internal_telemetry_is_exposed_with_pinned_names(self) -> None:
         """Internal metrics are served on 0.0.0.0:8888 with the suffix options pinned."""
-        tel = st.load_yaml(st.COLLECTOR_CONFIG)["service"]["telemetry"]["metrics"]
+        tel = st.collector_config(st.COLLECTOR_CONFIG)["service"]["telemetry"]["metrics"]
         prom = tel["readers"][0]["pull"]["exporter"]["prometheus"]
         assert (prom["host"], prom["port"]) == ("0.0.0.0", 8888)
         assert prom["without_units"] is True and prom["without_type_suffix"] is True
@@ -167,7 +161,7 @@ class TestCollectorConfig:
         procs = merged["service"]["pipelines"]["traces"]["processors"]
         assert procs == ["memory_limiter", "tail_sampling", "batch"]
         # metrics and logs pipelines are untouched by the overlay
-        base = st.load_yaml(st.COLLECTOR_CONFIG)["service"]["pipelines"]
+        base = st.collector_config(st.COLLECTOR_CONFIG)["service"]["pipelines"]
         for sig in ("metrics", "logs"):
             assert merged["service"]["pipelines"][sig] == base[sig]
 
@@ -261,7 +255,7 @@ class TestCompose:
 class TestPorts:
     def test_collector_ports_agree_with_compose(self) -> None:
         """OTLP, health_check and internal-metrics ports are the ones compose publishes/probes."""
-        cfg = st.load_yaml(st.COLLECTOR_CONFIG)
+        cfg = st.collector_config(st.COLLECTOR_CONFIG)
         protocols = cfg["receivers"]["otlp"]["protocols"]
         health = port_of(cfg["extensions"]["health_check"]["endpoint"])
         metrics_port = cfg["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"][
@@ -288,7 +282,7 @@ class TestPorts:
 
     def test_exporter_endpoints_agree_with_backends(self) -> None:
         """Collector exporters address compose services on the ports those backends listen on."""
-        cfg = st.load_yaml(st.COLLECTOR_CONFIG)["exporters"]
+        cfg = st.collector_config(st.COLLECTOR_CONFIG)["exporters"]
         services = compose()["services"]
         tempo = st.load_yaml(st.TEMPO_CONFIG)
         loki = st.load_yaml(st.LOKI_CONFIG)
@@ -324,7 +318,7 @@ class TestPorts:
         """The example service exports OTLP/HTTP to the collector's HTTP receiver port."""
         env = compose()["services"]["agent-service"]["environment"]
         host, port = url_host_port(env["OTEL_EXPORTER_OTLP_ENDPOINT"])
-        http = st.load_yaml(st.COLLECTOR_CONFIG)["receivers"]["otlp"]["protocols"]["http"]
+        http = st.collector_config(st.COLLECTOR_CONFIG)["receivers"]["otlp"]["protocols"]["http"]
         assert (host, port) == ("otel-collector", port_of(http["endpoint"]))
         assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
 

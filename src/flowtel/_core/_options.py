@@ -35,6 +35,7 @@ class Options(NamedTuple):
     otlp_protocol: str | _Unset = UNSET
     otlp_headers: Mapping[str, str] | str | _Unset | None = UNSET
     sample_rate: float | _Unset | None = UNSET
+    sampling: Any = UNSET
     count_unsampled: bool | _Unset = UNSET
     max_span_attributes: int | _Unset = UNSET
     max_span_events: int | _Unset = UNSET
@@ -49,10 +50,12 @@ class Options(NamedTuple):
     propagators: Sequence[str] | _Unset = UNSET
     scrub: bool | _Unset = UNSET
     scrub_patterns: Sequence[str] | _Unset = UNSET
+    scrub_keys: Sequence[str] | _Unset = UNSET
     error_window_minutes: int | _Unset | None = UNSET
     error_max_keys: int | _Unset = UNSET
     error_rate_windows_minutes: Sequence[float] | _Unset | None = UNSET
     error_duration_histogram: bool | _Unset = UNSET
+    error_dimensions: Sequence[str] | str | _Unset | None = UNSET
     sentry_dsn: str | _Unset | None = UNSET
     sentry_environment: str | _Unset | None = UNSET
     sentry_sample_rate: float | _Unset = UNSET
@@ -68,6 +71,9 @@ class Options(NamedTuple):
     span_exporters: Sequence[Any] | _Unset = UNSET
     metric_readers: Sequence[Any] | _Unset = UNSET
     log_exporters: Sequence[Any] | _Unset = UNSET
+    console_verbosity: str | _Unset = UNSET
+    instrument: Sequence[str] | str | _Unset | None = UNSET
+    library_log_level: str | int | _Unset = UNSET
 
 
 def pick(kw: object, env_name: str | None, default: object) -> tuple[str, object]:

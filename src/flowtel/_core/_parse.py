@@ -3,12 +3,13 @@ it came from), the bad value (masked where it may be a credential) and what is a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 from flowtel.exceptions import ConfigurationError
 
@@ -85,7 +86,7 @@ def parse_int(option: str, value: object, *, minimum: int = 0, maximum: int | No
 
 def _bounds_text(minimum: float | None, maximum: float | None, min_exclusive: bool) -> str:
     if minimum is not None and maximum is not None:
-        return f"between {minimum} and {maximum}"
+        return f"between {minimum} and {maximum} ({'>' if min_exclusive else '>='} {minimum})"
     if minimum is not None:
         return f"{'>' if min_exclusive else '>='} {minimum}"
     return ""
@@ -98,60 +99,103 @@ def parse_choice(option: str, value: object, choices: Sequence[str]) -> str:
     raise ConfigurationError(option, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
+_HEADER_NAME: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_HEADER_VALUE: Final = re.compile(r"[\x20-\x7e\t]*")
+_HEADERS_ACCEPTED: Final = (
+    "a mapping of str to str (names: letters, digits and !#$%&'*+.^_`|~-; values: printable "
+    "ASCII), or 'key1=value1,key2=value2' (values URL-encoded); names are lower-cased for gRPC"
+)
+
+
+class Shown:
+    """A value as an error message may show it (``repr`` is the text itself): masked forms."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def parse_headers(option: str, value: object) -> dict[str, str]:
-    """OTLP headers: a mapping, or the W3C-baggage-like ``k1=v1,k2=v2`` env format."""
-    accepted = "a mapping of str to str, or 'key1=value1,key2=value2' (values URL-encoded)"
-    if isinstance(value, Mapping):
-        if not all(isinstance(k, str) and k and isinstance(v, str) for k, v in value.items()):
-            raise ConfigurationError(option, _redact_headers(value), accepted)
-        return dict(value)
-    if not isinstance(value, str):
-        raise ConfigurationError(option, value, accepted)
+    """OTLP headers: a mapping, or the W3C-baggage-like ``k1=v1,k2=v2`` environment format.
+
+    Names are lower-cased: gRPC, the default protocol, rejects metadata keys with capitals and
+    HTTP does not care. Names and values are validated here, because a name with a space or a
+    value with a newline would otherwise be accepted and then fail every export. Errors show
+    the header name, never its value (it is usually a credential).
+    """
+    pairs: list[tuple[object, object]] = []
+    if isinstance(value, str):
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            key, sep, val = item.partition("=")
+            if not sep:
+                shown = Shown(f"header {key.strip()!r} without '=value'")
+                raise ConfigurationError(option, shown, _HEADERS_ACCEPTED)
+            pairs.append((urllib.parse.unquote(key.strip()), urllib.parse.unquote(val.strip())))
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        raise ConfigurationError(option, value, _HEADERS_ACCEPTED)
     headers: dict[str, str] = {}
-    for item in value.split(","):
-        if not item.strip():
-            continue
-        key, sep, val = item.partition("=")
-        key = urllib.parse.unquote(key.strip())
-        if not sep or not key or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", key):
-            raise ConfigurationError(option, _redact_header_text(value), accepted)
-        headers[key.lower()] = urllib.parse.unquote(val.strip())
+    for name, raw in pairs:
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            what = repr(name) if isinstance(name, str) else f"of type {type(name).__name__}"
+            raise ConfigurationError(option, Shown(f"header name {what}"), _HEADERS_ACCEPTED)
+        if not isinstance(raw, str) or not _HEADER_VALUE.fullmatch(raw):
+            shown = Shown(f"header {name!r} with a value that is not printable ASCII (hidden)")
+            raise ConfigurationError(option, shown, _HEADERS_ACCEPTED)
+        if name.lower() in headers:
+            shown = Shown(f"header {name!r} given twice (names ignore case)")
+            raise ConfigurationError(option, shown, _HEADERS_ACCEPTED)
+        headers[name.lower()] = raw
     return headers
 
 
-def _redact_headers(value: Mapping[Any, Any]) -> dict[Any, str]:
-    # Header values are usually credentials: never echo them in an error message.
-    return {k: "***" for k in value}
+def mask_url(value: str) -> str:
+    """``value`` with the password (or a lone user token) of its user info replaced by ``***``.
 
-
-def _redact_header_text(value: str) -> str:
-    return ",".join(
-        item.partition("=")[0] + ("=***" if "=" in item else "") for item in value.split(",")
-    )
+    Works on malformed URLs too: everything between ``://`` and the last ``@`` is user info.
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep or "@" not in rest:
+        return value
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}:***@{host}" if colon else f"{scheme}://***@{host}"
 
 
 def parse_endpoint(option: str, value: object) -> str:
-    """An http(s) URL with a host, e.g. ``http://collector:4317``."""
+    """An http(s) URL with a host, e.g. ``http://collector:4317``; errors mask credentials."""
     accepted = "an http:// or https:// URL with a host, e.g. 'http://localhost:4317'"
     if not isinstance(value, str):
         raise ConfigurationError(option, value, accepted)
+    text = value.strip()
+    shown = Shown(repr(mask_url(text)))
     try:
-        url = urllib.parse.urlsplit(value.strip())
+        url = urllib.parse.urlsplit(text)
         port = url.port  # raises ValueError on a bad port
     except ValueError:
-        raise ConfigurationError(option, value, accepted) from None
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise ConfigurationError(option, value, accepted)
+        raise ConfigurationError(option, shown, accepted) from None
+    if url.scheme not in ("http", "https") or not url.hostname or any(c.isspace() for c in text):
+        raise ConfigurationError(option, shown, accepted)
     del port
-    return value.strip()
+    return text
 
 
 def parse_resource_attributes(option: str, value: object) -> dict[str, str]:
     """``OTEL_RESOURCE_ATTRIBUTES`` format (``k=v,k2=v2``) or a mapping."""
-    accepted = "a mapping of str to str, or 'key1=value1,key2=value2'"
+    accepted = "a mapping of str to str/bool/int/float, or 'key1=value1,key2=value2'"
     if isinstance(value, Mapping):
         if not all(isinstance(k, str) and k for k in value):
             raise ConfigurationError(option, value, accepted)
+        for key, item in value.items():
+            if not isinstance(item, str | bool | int | float):
+                raise ConfigurationError(f"{option}[{key!r}]", item, accepted)
         return {k: str(v) for k, v in value.items()}
     if not isinstance(value, str):
         raise ConfigurationError(option, value, accepted)
@@ -184,19 +228,45 @@ def parse_level(option: str, value: object) -> int:
     )
 
 
+_PATTERNS_ACCEPTED: Final = (
+    "a list of regular expressions that cannot match the empty string (environment: a JSON "
+    "list, or one pattern per line)"
+)
+
+
+def split_patterns(text: str) -> list[str]:
+    """The environment form of a pattern list: a JSON list of strings, or one per line.
+
+    Not commas: a comma is regex syntax (``\\d{4,6}``) and a line break never is in a one-line
+    pattern. Text starting with ``[`` that is not a JSON list is a pattern (``[A-Z]{3}-\\d+``).
+    """
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            loaded = json.loads(stripped)
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, list):
+            return loaded
+    return [line.strip() for line in stripped.splitlines() if line.strip()]
+
+
 def parse_patterns(option: str, value: object) -> tuple[str, ...]:
-    """A sequence of regular expressions (a comma-separated string from env)."""
+    """Regular expressions: a sequence (a single string is one pattern, or the environment form
+    of :func:`split_patterns`). An invalid one fails naming the option and the pattern."""
     if isinstance(value, str):
-        value = [p for p in value.split(",") if p.strip()]
-    if not isinstance(value, Sequence) or not all(isinstance(p, str) for p in value):
-        raise ConfigurationError(option, value, "a sequence of regular-expression strings")
+        value = split_patterns(value)
+    if not isinstance(value, Sequence) or not all(isinstance(p, str) and p for p in value):
+        raise ConfigurationError(option, value, _PATTERNS_ACCEPTED)
     for pattern in value:
         try:
-            re.compile(pattern)
+            compiled = re.compile(pattern)
         except re.error as exc:
             raise ConfigurationError(
                 option, pattern, f"a valid regular expression ({exc})"
             ) from None
+        if compiled.search("") is not None:
+            raise ConfigurationError(option, pattern, _PATTERNS_ACCEPTED)
     return tuple(value)
 
 

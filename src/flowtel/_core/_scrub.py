@@ -1,125 +1,56 @@
-"""Secret scrubbing for everything flowtel exports: attributes, arguments, messages, events.
+"""Secret scrubbing for every string flowtel lets leave the process.
 
-Two layers, because secrets arrive two ways: by *key* (an attribute or argument named
-``password``) and inside *text* (``postgres://u:pw@db``, ``Authorization: Bearer ...`` in an
-exception message). Values are replaced by :data:`REDACTED`, which never repeats any part of the
-secret. Thread-safe and lock-free: a :class:`Scrubber` is immutable once built.
+Two layers, because secrets arrive two ways: by *key* (an attribute, argument, log extra or
+header named ``password``; see :mod:`flowtel._core._scrub_keys`, which matches whole words) and
+inside *text* (``postgres://u:pw@db``, ``Authorization: Bearer ...`` in an exception message;
+see :mod:`flowtel._core._scrub_rules`, one combined linear-time pass). Values are replaced by
+:data:`REDACTED`, which never repeats any part of the secret.
+
+One :class:`Scrubber` is built by ``configure_telemetry()`` from ``scrub``, ``scrub_patterns``
+(more value patterns) and ``scrub_keys`` (more key patterns) and installed with
+:func:`set_scrubber`; every output reads it through :func:`current_scrubber`. Thread-safe: a
+scrubber is immutable once built (its caches only memoise pure functions).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
-REDACTED: Final = "[REDACTED]"
+from flowtel._core import _scrub_rules as rules
+from flowtel._core._scrub_keys import key_words, words_are_secret
 
-# Key fragments that mark a value as secret, matched case-insensitively anywhere in the key
-# after normalising separators ("X-Api-Key" -> "x_api_key").
-DEFAULT_KEY_PATTERNS: Final[tuple[str, ...]] = (
-    r"passw(or)?d",
-    r"\bpwd\b|_pwd\b|^pwd",
-    r"secret",
-    r"(^|_)token(_|$)|(^|_)[a-z]+token(_|$)",
-    r"api_?key",
-    r"access_?key",
-    r"private_?key",
-    r"auth(orization)?$|^auth(orization)?\b|authorization",
-    r"cookie",
-    r"session(_?id)?$|^session",
-    r"credential",
-    r"signature",
-    r"jwt",
-    r"bearer",
-    r"credit_?card|card_?number|\bpan\b|cvv|cvc",
-    r"ssn",
-)
+__all__ = ["REDACTED", "Scrubber", "current_scrubber", "set_scrubber"]
 
-
-# Compiled on first use (functools.cache): compiling them costs milliseconds of process start.
-@functools.cache
-def _text_rules() -> tuple[tuple[re.Pattern[str], str], ...]:
-    return (
-        # PEM private keys, whole block.
-        (
-            re.compile(
-                r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S
-            ),
-            REDACTED,
-        ),
-        # Authorization schemes.
-        (
-            re.compile(r"(?i)\b(Bearer|Basic|Digest|Token)\s+[A-Za-z0-9._~+/=\-]{6,}"),
-            r"\1 " + REDACTED,
-        ),
-        # JWTs anywhere.
-        (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"), REDACTED),
-        # Credentials in URLs / connection strings: scheme://user:password@host
-        (
-            re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@]{0,256}):[^\s@/]{1,256}@"),
-            r"\1:" + REDACTED + "@",
-        ),
-        # AWS access key ids.
-        (re.compile(r"\b(AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"), REDACTED),
-        # Well-known token prefixes (GitHub, Slack, Stripe, OpenAI-style, Google).
-        (
-            re.compile(
-                r"\b(gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9\-]{10,}|"
-                r"(sk|rk|pk)_(live|test)_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9_\-]{20,}|AIza[0-9A-Za-z_\-]{30,})"
-            ),
-            REDACTED,
-        ),
-        # key=value / key: value pairs with a secret-looking key (query strings, headers, reprs).
-        (
-            re.compile(
-                r"(?i)(['\"]?\b[\w\-]{0,40}(?:passw(?:or)?d|pwd|secret|token|api[_\-]?key|access[_\-]?key|"
-                r"private[_\-]?key|authorization|cookie|session[_\-]?id|sessionid|credential|signature)"
-                r"[\w\-]{0,40}['\"]?\s{0,8}[=:]\s{0,8})(['\"]?)(?!\[REDACTED\])[^\s'\",;&}]+"
-            ),
-            r"\1\2" + REDACTED,
-        ),
-    )
-
-
-@functools.cache
-def _card_pattern() -> re.Pattern[str]:
-    return re.compile(r"\b(?:\d[ \-]?){12,18}\d\b")
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = ord(ch) - 48
-        if i % 2:
-            n *= 2
-            if n > 9:
-                n -= 9
-        total += n
-    return total % 10 == 0
-
-
-def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return REDACTED if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
-
-
-def _normalise_key(key: str) -> str:
-    return re.sub(r"[\s.\-]+", "_", key.lower())
+REDACTED: Final = rules.REDACTED
+_MIN_SECRET_CHARS: Final = 4  # "pin=1" is the shortest shape worth a scan
+_KEY_CACHE_MAX: Final = 4096
+_TEXT_CACHE_MAX: Final = 4096
+_TEXT_CACHE_MAX_CHARS: Final = 256  # long texts rarely repeat; caching them would pin memory
 
 
 class Scrubber:
     """Replaces secrets by key and by value shape.
 
     Args:
-        extra_key_patterns: more regular expressions matched against normalised keys.
-        extra_value_patterns: more regular expressions whose matches in text are replaced.
+        extra_key_patterns: regular expressions for more secret keys. One matches a key when it
+            matches the whole key, or whole words of it (case-insensitive; the key's words are
+            joined by ``_``, so ``employee_id`` matches ``employeeId`` and ``x.employee-id``).
+        extra_value_patterns: regular expressions whose matches in any text are replaced.
         enabled: ``False`` turns scrubbing off entirely (an explicit, documented opt-out).
     """
 
-    __slots__ = ("_enabled", "_extra_values", "_key_cache", "_key_re", "_key_source")
+    __slots__ = (
+        "_enabled",
+        "_extra_keys",
+        "_extra_values",
+        "_key_cache",
+        "_replace",
+        "_text_cache",
+    )
 
     def __init__(
         self,
@@ -129,10 +60,22 @@ class Scrubber:
         enabled: bool = True,
     ) -> None:
         self._enabled = enabled
-        self._key_source = "|".join((*DEFAULT_KEY_PATTERNS, *extra_key_patterns))
-        self._key_re: re.Pattern[str] | None = None  # compiled on first use
-        self._extra_values = tuple(re.compile(p) for p in extra_value_patterns)
+        keys = tuple(extra_key_patterns)
+        self._extra_keys: tuple[re.Pattern[str], re.Pattern[str]] | None = (
+            (
+                re.compile("|".join(f"(?:{p})" for p in keys), re.IGNORECASE),
+                re.compile(
+                    "(?:^|_)(?:" + "|".join(f"(?:{p})" for p in keys) + ")(?:_|$)", re.IGNORECASE
+                ),
+            )
+            if keys
+            else None
+        )
+        values = tuple(extra_value_patterns)
+        self._extra_values = re.compile("|".join(f"(?:{p})" for p in values)) if values else None
         self._key_cache: dict[str, bool] = {}
+        self._text_cache: dict[str, str] = {}
+        self._replace = rules.make_replacer(self.key_is_secret, self._scan)
 
     @property
     def enabled(self) -> bool:
@@ -145,24 +88,55 @@ class Scrubber:
             return False
         hit = self._key_cache.get(key)
         if hit is None:
-            if self._key_re is None:
-                self._key_re = re.compile(self._key_source)
-            hit = self._key_re.search(_normalise_key(key)) is not None
-            if len(self._key_cache) < 4096:  # bounded: keys are code-defined, but be safe
+            words = key_words(key)
+            hit = words_are_secret(words)
+            if not hit and self._extra_keys is not None:
+                whole, by_words = self._extra_keys
+                hit = (
+                    whole.fullmatch(key) is not None or by_words.search("_".join(words)) is not None
+                )
+            if len(self._key_cache) < _KEY_CACHE_MAX:  # keys are code-defined; bound anyway
                 self._key_cache[key] = hit
         return hit
 
-    def scrub_text(self, text: str) -> str:
-        """Replace secret-shaped substrings of ``text``."""
-        if not self._enabled or not text:
+    def _scan(self, text: str) -> str:
+        """The built-in value rules (no user patterns), for a whole text or a part of it."""
+        if len(text) < _MIN_SECRET_CHARS:
             return text
-        for pattern, repl in _text_rules():
-            text = pattern.sub(repl, text)
-        if any(ch.isdigit() for ch in text):
-            text = _card_pattern().sub(_mask_card, text)
-        for pattern in self._extra_values:
-            text = pattern.sub(REDACTED, text)
+        return rules.combined().sub(self._replace, text)
+
+    def scrub_text(self, text: str) -> str:
+        """Replace secret-shaped substrings of ``text``: built-in rules, then user patterns.
+
+        Short texts are memoised (bounded): span names, operation names and attribute values
+        repeat, and a dictionary hit costs less than one scan.
+        """
+        if not self._enabled or len(text) < _MIN_SECRET_CHARS:
+            return text
+        if len(text) > _TEXT_CACHE_MAX_CHARS:
+            return self._scrub_text(text)
+        hit = self._text_cache.get(text)
+        if hit is None:
+            hit = self._scrub_text(text)
+            if len(self._text_cache) >= _TEXT_CACHE_MAX:
+                self._text_cache.clear()  # bounded: a burst of unique values must not grow memory
+            self._text_cache[text] = hit
+        return hit
+
+    def _scrub_text(self, text: str) -> str:
+        if "PRIVATE KEY" in text:
+            text = rules.redact_pem(text)
+        text = rules.redact_go_dsn(text)
+        text = self._scan(text)
+        if "%" in text:
+            text = rules.scrub_percent_encoded(text, self._scan)
+        if self._extra_values is not None:
+            text = self._extra_values.sub(REDACTED, text)
         return text
+
+    def scrub_key(self, key: str) -> str:
+        """An attribute or field *name* as it may be exported (names can carry secrets too)."""
+        return self.scrub_text(key)
 
     def scrub_value(self, key: str, value: AttributeValue) -> AttributeValue:
         """Scrub one attribute value, by its key first and then by its content."""
@@ -176,11 +150,34 @@ class Scrubber:
             return [self.scrub_text(v) for v in value if isinstance(v, str)]
         return value
 
+    def scrub_data(self, value: object, *, by_key: bool = True, depth: int = 0) -> object:
+        """A copy of JSON-like ``value`` with every string (mapping keys too) scrubbed.
+
+        With ``by_key``, values under secret keys are replaced whole. Probe bodies pass
+        ``by_key=False``: their keys are check and operation names the service chose.
+        """
+        if not self._enabled:
+            return value
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if depth > 16 and isinstance(value, Mapping | list | tuple):
+            return REDACTED  # bounded walk: never return what was not read
+        if isinstance(value, Mapping):
+            return {
+                (self.scrub_key(k) if isinstance(k, str) else k): REDACTED
+                if by_key and isinstance(k, str) and self.key_is_secret(k)
+                else self.scrub_data(v, by_key=by_key, depth=depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.scrub_data(v, by_key=by_key, depth=depth + 1) for v in value]
+        return value
+
     def scrub_attributes(
         self, attributes: Mapping[str, AttributeValue]
     ) -> dict[str, AttributeValue]:
-        """Return a scrubbed copy of ``attributes``."""
-        return {k: self.scrub_value(k, v) for k, v in attributes.items()}
+        """Return a scrubbed copy of ``attributes`` (names and values)."""
+        return {self.scrub_key(k): self.scrub_value(k, v) for k, v in attributes.items()}
 
 
 _current: Scrubber = Scrubber()

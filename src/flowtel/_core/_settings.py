@@ -11,6 +11,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+from flowtel._core._elements import check_elements
+from flowtel._core._errors_settings import resolve_error_dimensions
+from flowtel._core._features import CONSOLE_VERBOSITIES, parse_instrument
 from flowtel._core._options import Options, _Unset
 from flowtel._core._options import pick as pick_value
 from flowtel._core._otlp import OtlpSignal, otlp_endpoint_configured, resolve_otlp
@@ -30,6 +33,7 @@ from flowtel._core._parse import (
     parse_resource_attributes,
     parse_url_template,
 )
+from flowtel._core._sampling import Sampling, parse_sampling
 from flowtel.exceptions import ConfigurationError
 
 DEFAULT_DRAIN_S: Final = 5.0
@@ -41,6 +45,20 @@ DEFAULT_BATCH_EXPORT_TIMEOUT_S: Final = 10.0
 DEFAULT_BATCH_MAX_QUEUE_SIZE: Final = 2048
 DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE: Final = 512
 DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 30.0
+AUTO_INSTANCE_IDS: Final[set[str]] = set()
+"""The ``service.instance.id`` values flowtel generated (a forked child replaces these)."""
+
+
+def new_instance_id() -> str:
+    """A fresh ``service.instance.id``, remembered as generated (not chosen by the user)."""
+    instance_id = str(uuid.uuid4())
+    AUTO_INSTANCE_IDS.add(instance_id)
+    return instance_id
+
+
+MAX_DURATION_S: Final = 3600.0
+"""Upper bound of every duration option (timeouts, delays, drain, export interval): larger
+values are unit mistakes, and overflow the waits they end up in (``Thread.join``)."""
 
 
 class Settings(NamedTuple):
@@ -88,6 +106,13 @@ class Settings(NamedTuple):
     span_exporters: tuple[Any, ...] = ()
     metric_readers: tuple[Any, ...] = ()
     log_exporters: tuple[Any, ...] = ()
+    console_verbosity: str = "normal"
+    instrument: tuple[str, ...] = ()
+    library_log_level: int = 30  # logging.WARNING
+    console_fallback: bool = False  # exporter="auto" chose the console: no endpoint is set
+    sampling: Sampling | None = None  # tail sampling (flowtel.tracing._tail); None: head only
+    scrub_keys: tuple[str, ...] = ()  # more secret keys, matched by words
+    error_dimensions: tuple[str, ...] = ()  # span attributes that split the error statistics
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,14 +185,17 @@ def resolve(options: Options) -> Settings:
         resource["service.version"] = service_version
     if environment:
         resource["deployment.environment.name"] = environment
-    resource.setdefault("service.instance.id", str(uuid.uuid4()))
+    if "service.instance.id" not in resource:
+        resource["service.instance.id"] = new_instance_id()
 
     # Exporter ---------------------------------------------------------------------------------
     opt, exporter = pick(options.exporter, "exporter", "FLOWTEL_EXPORTER", "auto")
     exporter = parse_choice(opt, exporter, EXPORTERS)
+    console_fallback = False
     if exporter == "auto":
         explicit_endpoint = not isinstance(options.otlp_endpoint, _Unset) and options.otlp_endpoint
         exporter = "otlp" if explicit_endpoint or otlp_endpoint_configured() else "console"
+        console_fallback = exporter == "console"
     otlp = {
         s: resolve_otlp(
             s,
@@ -184,6 +212,14 @@ def resolve(options: Options) -> Settings:
         options.count_unsampled, "count_unsampled", "FLOWTEL_COUNT_UNSAMPLED", True
     )
     count_unsampled = parse_bool(opt, count_unsampled)
+    opt, tail = pick(options.sampling, "sampling", "FLOWTEL_SAMPLING", None)
+    given_rate = None if isinstance(options.sample_rate, _Unset) else options.sample_rate
+    sampling = parse_sampling(opt, tail, None if given_rate is None else sample_rate)
+    if sampling is not None:
+        sample_rate = sampling.head_rate if sampling.head_rate is not None else sample_rate
+        sampling = sampling._replace(head_rate=sample_rate)
+        if not count_unsampled:  # the rules need every span recorded to see its outcome
+            raise ConfigurationError("count_unsampled", False, "true when sampling= is set")
 
     def int_opt(
         value: object, key: str, env_name: str | None, default: int, minimum: int = 1
@@ -194,9 +230,11 @@ def resolve(options: Options) -> Settings:
     def seconds_opt(value: object, key: str, env_ms: str | None, default_s: float) -> float:
         """Keywords are seconds; the OTEL_* variables are milliseconds by the spec."""
         if not isinstance(value, _Unset) and value is not None:
-            return parse_float(key, value, minimum=0, min_exclusive=True)
+            return parse_float(key, value, minimum=0, maximum=MAX_DURATION_S, min_exclusive=True)
         if env_ms is not None and env(env_ms) is not None:
-            return parse_float(env_ms, env(env_ms), minimum=0, min_exclusive=True) / 1000.0
+            limit_ms = MAX_DURATION_S * 1000
+            return parse_float(env_ms, env(env_ms), minimum=0, maximum=limit_ms,
+                               min_exclusive=True) / 1000.0  # fmt: skip
         return default_s
 
     max_span_attributes = int_opt(
@@ -276,11 +314,15 @@ def resolve(options: Options) -> Settings:
     scrub = parse_bool(opt, scrub)
     opt, patterns = pick(options.scrub_patterns, "scrub_patterns", "FLOWTEL_SCRUB_PATTERNS", ())
     scrub_patterns = parse_patterns(opt, patterns)
+    opt, keys = pick(options.scrub_keys, "scrub_keys", "FLOWTEL_SCRUB_KEYS", ())
+    scrub_keys = parse_patterns(opt, keys)
 
     opt, window = pick(
         options.error_window_minutes, "error_window_minutes", "FLOWTEL_ERROR_WINDOW_MINUTES", 60
     )
-    error_window = None if window in (None, 0, "0") else parse_int(opt, window, minimum=1)
+    error_window = (
+        None if window in (None, 0, "0") else parse_int(opt, window, minimum=1, maximum=10080)
+    )
     error_max_keys = int_opt(
         options.error_max_keys, "error_max_keys", "FLOWTEL_ERROR_MAX_KEYS", 1000
     )
@@ -342,6 +384,16 @@ def resolve(options: Options) -> Settings:
     json_logs = parse_bool(opt, json_logs)
     opt, colors = pick(options.console_colors, "console_colors", "FLOWTEL_CONSOLE_COLORS", None)
     console_colors = None if colors is None else parse_bool(opt, colors)
+    opt, verbosity = pick(
+        options.console_verbosity, "console_verbosity", "FLOWTEL_CONSOLE_VERBOSITY", "normal"
+    )
+    console_verbosity = parse_choice(opt, verbosity, CONSOLE_VERBOSITIES)
+    opt, lib_level = pick(
+        options.library_log_level, "library_log_level", "FLOWTEL_LIBRARY_LOG_LEVEL", "WARNING"
+    )
+    library_log_level = parse_level(opt, lib_level)
+    opt, instrument = pick(options.instrument, "instrument", "FLOWTEL_INSTRUMENT", None)
+    instrumentations = parse_instrument(opt, instrument)
 
     opt, shutdown_s = pick(
         options.shutdown_timeout_s,
@@ -349,16 +401,18 @@ def resolve(options: Options) -> Settings:
         "FLOWTEL_SHUTDOWN_TIMEOUT_S",
         DEFAULT_SHUTDOWN_TIMEOUT_S,
     )
-    shutdown_timeout_s = parse_float(opt, shutdown_s, minimum=0, min_exclusive=True)
+    shutdown_timeout_s = parse_float(
+        opt, shutdown_s, minimum=0, maximum=MAX_DURATION_S, min_exclusive=True
+    )
     opt, drain = pick(options.drain_s, "drain_s", "FLOWTEL_DRAIN_S", DEFAULT_DRAIN_S)
-    drain_s = parse_float(opt, drain, minimum=0)
+    drain_s = parse_float(opt, drain, minimum=0, maximum=MAX_DURATION_S)
 
     def seq_opt(value: object, key: str) -> tuple[Any, ...]:
         if isinstance(value, _Unset) or value is None:
             return ()
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise ConfigurationError(key, value, "a list of OpenTelemetry SDK objects")
-        return tuple(value)
+        return check_elements(key, tuple(value))
 
     return Settings(
         service_name=service_name.strip(),
@@ -383,6 +437,7 @@ def resolve(options: Options) -> Settings:
         propagators=propagators,
         scrub=scrub,
         scrub_patterns=scrub_patterns,
+        scrub_keys=scrub_keys,
         error_window_minutes=error_window,
         error_max_keys=error_max_keys,
         error_rate_windows_minutes=error_rate_windows,
@@ -403,4 +458,10 @@ def resolve(options: Options) -> Settings:
         span_exporters=seq_opt(options.span_exporters, "span_exporters"),
         metric_readers=seq_opt(options.metric_readers, "metric_readers"),
         log_exporters=seq_opt(options.log_exporters, "log_exporters"),
+        sampling=sampling,
+        console_verbosity=console_verbosity,
+        instrument=instrumentations,
+        library_log_level=library_log_level,
+        console_fallback=console_fallback,
+        error_dimensions=resolve_error_dimensions(options),
     )

@@ -7,7 +7,10 @@ handle; it never imports the assembler (``flowtel._configure``), which imports t
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -15,7 +18,7 @@ from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry._logs import LoggerProvider as ApiLoggerProvider
 
-from flowtel._core._settings import Settings
+from flowtel._core._settings import AUTO_INSTANCE_IDS, Settings, new_instance_id
 
 if TYPE_CHECKING:
     from flowtel._export._guard import ExportGuard
@@ -23,6 +26,19 @@ if TYPE_CHECKING:
 __all__ = ["HUB", "Telemetry", "current", "run_bounded"]
 
 _log = logging.getLogger("flowtel")
+
+MAX_WAIT_S: Final = 3600.0
+"""Longest any flush or shutdown waits, whatever it is given (``Thread.join`` overflows on
+huge values, and no orchestrator waits an hour for a process to exit)."""
+
+
+def _budget(timeout_s: object, default_s: float) -> float:
+    """A usable wait in seconds: ``default_s`` for None/NaN/garbage, clamped to 0..MAX_WAIT_S."""
+    if timeout_s is None or isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
+        timeout_s = default_s
+    if math.isnan(timeout_s):
+        timeout_s = default_s
+    return min(max(float(timeout_s), 0.0), MAX_WAIT_S)
 
 
 def run_bounded(fn: Callable[[], object], timeout_s: float, what: str) -> bool:
@@ -44,7 +60,7 @@ def run_bounded(fn: Callable[[], object], timeout_s: float, what: str) -> bool:
 
     worker = threading.Thread(target=target, name=f"flowtel-{what}", daemon=True)
     worker.start()
-    worker.join(max(timeout_s, 0.0))
+    worker.join(_budget(timeout_s, 0.0))
     if worker.is_alive():
         _log.warning("flowtel: %s did not finish within %.1fs; abandoned", what, timeout_s)
         return False
@@ -81,6 +97,47 @@ class Telemetry:
         self._callbacks: list[Callable[[], object]] = []
         self._closed = False
         self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):  # after the providers' own fork hooks (made first)
+            weak_self = weakref.ref(self)
+
+            def _after_in_child() -> None:
+                telemetry = weak_self()
+                if telemetry is not None and HUB.current is telemetry:
+                    telemetry._new_instance_after_fork()
+
+            os.register_at_fork(after_in_child=_after_in_child)
+
+    def _new_instance_after_fork(self) -> None:
+        """In a forked child: a ``service.instance.id`` of its own, the same on all signals.
+
+        Why: under ``gunicorn --preload`` (or any fork after ``configure_telemetry()``) every
+        worker inherited the parent's Resource, so all workers reported as one instance and
+        their cumulative metrics overwrote each other. Newer SDKs (1.45+) re-detect the id in
+        each provider after a fork; then :attr:`resource` follows theirs. Older ones keep the
+        parent's Resource object, shared by the three providers, whose attributes are replaced
+        in place (an id the user chose is kept).
+        """
+        try:
+            resource = self.resource
+            refreshed = getattr(self.tracer_provider, "resource", resource)
+            if resource is None:
+                return
+            if refreshed is not resource:  # the SDK gave the child its own Resource already
+                self.resource = resource = refreshed
+            else:
+                attributes = dict(resource.attributes)
+                if attributes.get("service.instance.id") not in AUTO_INSTANCE_IDS:
+                    return
+                attributes["service.instance.id"] = new_instance_id()
+                from opentelemetry.attributes import BoundedAttributes
+
+                resource._attributes = BoundedAttributes(attributes=attributes)  # SDK private
+            fresh = resource.attributes.get("service.instance.id")
+            settings_attributes = self.settings.resource_attributes
+            if isinstance(settings_attributes, dict) and isinstance(fresh, str):
+                settings_attributes["service.instance.id"] = fresh
+        except Exception:  # never break the child over a resource attribute
+            _log.warning("flowtel: could not renew service.instance.id after fork", exc_info=True)
 
     @property
     def enabled(self) -> bool:
@@ -93,8 +150,17 @@ class Telemetry:
             self._callbacks.append(callback)
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
-        """Export everything buffered; return False if that did not finish within the budget."""
-        budget = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        """Export everything buffered; return False if that did not finish within the budget.
+
+        Never raises: whatever goes wrong is logged and reported as False.
+        """
+        try:
+            return self._force_flush(_budget(timeout_s, self.settings.shutdown_timeout_s))
+        except Exception:
+            _log.warning("flowtel: force_flush failed", exc_info=True)
+            return False
+
+    def _force_flush(self, budget: float) -> bool:
         millis = int(budget * 1000)
 
         def flush() -> bool:
@@ -108,13 +174,23 @@ class Telemetry:
         return run_bounded(flush, budget, "force_flush")
 
     def shutdown(self, timeout_s: float | None = None) -> bool:
-        """Flush and stop all pipelines within ``timeout_s`` (default ``shutdown_timeout_s``)."""
+        """Flush and stop all pipelines within ``timeout_s`` (default ``shutdown_timeout_s``).
+
+        Never raises into the host: a failure is logged and reported as False. Spans and log
+        records that end afterwards are counted as lost (``after_shutdown``).
+        """
         with self._lock:
             if self._closed:
                 return True
             self._closed = True
             callbacks = list(reversed(self._callbacks))
-        budget = self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+        try:
+            return self._shutdown(callbacks, _budget(timeout_s, self.settings.shutdown_timeout_s))
+        except Exception:
+            _log.warning("flowtel: shutdown failed", exc_info=True)
+            return False
+
+    def _shutdown(self, callbacks: list[Callable[[], object]], budget: float) -> bool:
         if self.export_guard is not None:
             self.export_guard.begin_shutdown(budget)  # exports stop waiting at this deadline
 
@@ -127,7 +203,11 @@ class Telemetry:
             for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
                 stop_fn = getattr(provider, "shutdown", None)
                 if stop_fn is not None:
-                    stop_fn()
+                    try:
+                        stop_fn()
+                    except Exception:  # one provider failing must not keep the others open
+                        _log.warning("flowtel: %s shutdown failed", type(provider).__name__,
+                                     exc_info=True)  # fmt: skip
             return True
 
         return run_bounded(stop, budget, "shutdown")

@@ -145,19 +145,39 @@ def scrubbed_message(exc: BaseException, scrubber: Scrubber) -> str:
         return f"<{type(exc).__name__}>"
 
 
-def _frame_lines(frames: list[tuple[Any, int]]) -> str:
-    """The classic traceback lines for ``(frame, line number)`` pairs, outermost first.
+_FRAME_CACHE_MAX: Final = 4096
+_frame_cache: dict[tuple[Any, int], str] = {}
+_frame_cache_scrubber: list[Scrubber | None] = [None]
+
+
+def _frame_lines(frames: list[tuple[Any, int]], scrubber: Scrubber) -> str:
+    """The classic traceback lines for ``(frame, line number)`` pairs, outermost first, each
+    frame scrubbed.
 
     Python 3.11's own formatter also locates the failing expression in every line (parsing the
-    source); that costs ten times as much and adds nothing an error backend shows.
+    source); that costs ten times as much and adds nothing an error backend shows. A frame's
+    text depends only on its code and line, so it is scrubbed once and cached (bounded): a
+    failure at a known place costs a few dictionary lookups.
     """
+    cache = _frame_cache
+    if _frame_cache_scrubber[0] is not scrubber:  # reconfigured: other rules
+        cache.clear()
+        _frame_cache_scrubber[0] = scrubber
     out = []
     for frame, lineno in frames:
         code = frame.f_code
-        out.append(f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n')
-        line = linecache.getline(code.co_filename, lineno).strip()
-        if line:
-            out.append(f"    {line}\n")
+        key = (code, lineno)
+        text = cache.get(key)
+        if text is None:
+            line = linecache.getline(code.co_filename, lineno).strip()
+            text = f'  File "{code.co_filename}", line {lineno}, in {code.co_name}\n'
+            if line:
+                text += f"    {line}\n"
+            text = scrubber.scrub_text(text)
+            if len(cache) >= _FRAME_CACHE_MAX:
+                cache.clear()
+            cache[key] = text
+        out.append(text)
     return "".join(out)
 
 
@@ -167,9 +187,9 @@ def _own_stack(exc: BaseException, scrubber: Scrubber, depth: int) -> str:
     frames = list(traceback.walk_tb(exc.__traceback__))
     new = len(frames) - rendered.frame_count
     if rendered.frame_count == 0 or new < 0:  # first time, or a replaced traceback
-        rendered.frames = scrubber.scrub_text(_frame_lines(frames))
+        rendered.frames = _frame_lines(frames, scrubber)
     elif new > 0:  # the traceback grows at its outer end as the exception unwinds
-        rendered.frames = scrubber.scrub_text(_frame_lines(frames[:new])) + rendered.frames
+        rendered.frames = _frame_lines(frames[:new], scrubber) + rendered.frames
     rendered.frame_count = len(frames)
     if rendered.chain is None:
         rendered.chain = ""

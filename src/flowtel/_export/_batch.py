@@ -13,6 +13,9 @@ keep the SDK's settings (``OTEL_BSP_*`` / ``OTEL_BLRP_*`` semantics) and add:
 - ``force_flush(timeout)`` that waits at most ``timeout`` (exports continue in the background);
 - ``shutdown()`` bounded by the :class:`~flowtel._export_guard.ExportGuard` budget; whatever is
   still queued at the deadline is dropped and counted as ``shutdown_timeout``;
+- an item that ends after ``shutdown()`` (a span started before a reconfiguration, a log record
+  after ``Telemetry.shutdown()``) is counted as ``after_shutdown``, also when it races the
+  shutdown itself;
 - fork safety: a child process starts with an empty queue and its own worker thread.
 """
 
@@ -105,22 +108,51 @@ class _BatchQueue(Generic[_T]):
         self._queue: deque[_T | _FlushMarker] = deque()
         self._wake = threading.Event()
         self._closed = False
+        self._swept = False
+        self._sweep_lock = threading.Lock()
         self._worker = threading.Thread(
             target=self._run, name=f"flowtel-batch-{self._signal.value}", daemon=True
         )
         self._worker.start()
 
     def put(self, item: _T) -> None:
-        """Queue ``item`` or, when the queue is full, count it as dropped."""
+        """Queue ``item`` or, when the queue is full or closed, count it as dropped."""
         if self._closed:
+            self._guard.record_drop(self._signal, LossReason.AFTER_SHUTDOWN, 1)
             return
         queue = self._queue
         if len(queue) >= self._max_queue_size:
             self._guard.record_drop(self._signal, LossReason.QUEUE_FULL, 1)
             return
         queue.append(item)
-        if len(queue) >= self._batch_size and not self._wake.is_set():
+        if self._closed:  # shutdown raced this call: make sure the item is counted once
+            self._count_stragglers()
+        elif len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def _count_stragglers(self) -> None:
+        """After the shutdown sweep, count what racing ``put`` calls left in the queue.
+
+        The sweep and this run under one lock and each pops what it counts, so every item is
+        counted exactly once, by whoever popped it; before the sweep, the sweep will count it.
+        """
+        with self._sweep_lock:
+            if self._swept:
+                self._guard.record_drop(self._signal, LossReason.AFTER_SHUTDOWN, self._pop_items())
+
+    def _pop_items(self) -> int:
+        """Empty the queue; release flush markers; return the number of items popped."""
+        lost = 0
+        queue = self._queue
+        while True:
+            try:
+                item = queue.popleft()
+            except IndexError:
+                return lost
+            if isinstance(item, _FlushMarker):
+                item.done.set()
+            else:
+                lost += 1
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -183,17 +215,9 @@ class _BatchQueue(Generic[_T]):
         # guarded exporter and everything still queued is counted here.
         budget_s = guard.shutdown_remaining_s() - _EXPORTER_SHUTDOWN_RESERVE_S
         self._worker.join(max(0.0, budget_s))
-        lost = 0
-        queue = self._queue
-        while True:
-            try:
-                item = queue.popleft()
-            except IndexError:
-                break
-            if isinstance(item, _FlushMarker):
-                item.done.set()
-            else:
-                lost += 1
+        with self._sweep_lock:
+            self._swept = True
+            lost = self._pop_items()
         guard.record_drop(self._signal, LossReason.SHUTDOWN_TIMEOUT, lost)
 
 

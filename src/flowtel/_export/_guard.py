@@ -64,6 +64,9 @@ class LossReason(StrEnum):
     """The export overran its timeout (or the previous one is still stuck) and was abandoned."""
     SHUTDOWN_TIMEOUT = "shutdown_timeout"
     """The shutdown budget ran out before the items could be exported."""
+    AFTER_SHUTDOWN = "after_shutdown"
+    """The item ended after its pipeline shut down (``Telemetry.shutdown()``, or a span that
+    started before a reconfiguration and ended after the old pipeline closed)."""
 
 
 _MAX_RESERVE_S: Final = 0.25

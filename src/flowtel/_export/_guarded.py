@@ -7,7 +7,7 @@ in the background and its items are counted as lost. At most one abandoned expor
 is ever outstanding; while it is stuck, later batches are dropped and counted instead of piling
 up threads or memory.
 
-Span and log exporters also scrub secrets from what they are handed (see
+Span, log and metric exporters also scrub secrets from what they are handed (see
 :mod:`flowtel._export_scrub`), so data recorded through the plain OpenTelemetry API is covered.
 """
 
@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Final, Generic, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
@@ -27,7 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
-from flowtel._export._scrub import scrub_log_records, scrub_spans
+from flowtel._export._scrub import scrub_log_records, scrub_metrics, scrub_spans
 
 __all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter"]
 
@@ -82,6 +83,10 @@ class _BoundedCaller:
         box: list[Any] = []
 
         def target() -> None:
+            # The exporter's own HTTP calls must not be traced by instrument=["requests"].
+            # The thread runs in a copied context, so nothing needs detaching.
+            suppress = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+            otel_context.attach(otel_context.set_value(suppress, True))
             try:
                 box.append((_CallOutcome.DONE, fn()))
             except BaseException as exc:  # reported to the caller, never raised
@@ -273,7 +278,9 @@ class GuardedMetricExporter(MetricExporter):
         cap_s = min(_millis_to_s(timeout_millis, 10.0), self._core.guard.export_timeout_s)
         ok = self._core.export(
             metrics_data,
-            lambda: self.exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs),
+            lambda: self.exporter.export(
+                scrub_metrics(metrics_data), timeout_millis=timeout_millis, **kwargs
+            ),
             cap_s,
         )
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE

@@ -51,8 +51,8 @@ def _install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
     Called by ``configure_telemetry()``. Does nothing when ``error_window_minutes`` is falsy or
     the tracer provider is not the SDK's (``OTEL_SDK_DISABLED``). Reads ``error_window_minutes``,
     ``error_max_keys`` and, when the settings have them, ``error_rate_windows_minutes`` (gauge
-    windows; default 1, 5 and 15 minutes, those longer than the window left out) and
-    ``error_duration_histogram`` (default True).
+    windows; default 1, 5 and 15 minutes, those longer than the window left out),
+    ``error_duration_histogram`` (default True) and ``error_dimensions`` (default none).
 
     Raises:
         ConfigurationError: a setting is out of range (see :class:`ErrorRateProcessor`).
@@ -73,8 +73,11 @@ def _install(telemetry: _TelemetryLike) -> ErrorRateProcessor | None:
         record_durations=settings.error_duration_histogram,
         metric_readers=telemetry.metric_readers,
         resource=telemetry.resource,
+        dimensions=getattr(settings, "error_dimensions", ()),
     )
     telemetry.tracer_provider.add_span_processor(processor)
+    if hasattr(telemetry.tracer_provider, "light_counter"):  # flowtel's provider (tracing._light)
+        telemetry.tracer_provider.light_counter = processor
     _active = processor
     _active_tracer = telemetry.tracer_provider.get_tracer(semconv.SCOPE_ERRORS)
 

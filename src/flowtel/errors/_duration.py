@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.sdk.metrics import Exemplar
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -17,12 +18,14 @@ from flowtel import semconv
 
 if TYPE_CHECKING:
     from flowtel.errors._processor import ErrorRateProcessor
-if TYPE_CHECKING:
-    pass
 
 
 class DurationProducer:
-    """Hands the processor's duration histograms to metric readers (a MetricProducer)."""
+    """Hands the processor's duration histograms to metric readers (a MetricProducer).
+
+    Each reader gets the exemplars recorded since its previous collection, as the SDK's
+    reservoirs reset at every collection.
+    """
 
     def __init__(self, processor: ErrorRateProcessor, definition: semconv.MetricDef) -> None:
         self._processor = processor
@@ -30,6 +33,9 @@ class DurationProducer:
         self.scope = InstrumentationScope(semconv.SCOPE_ERRORS)
 
     def for_reader(self, temporality: AggregationTemporality) -> Callable[[int], list[Metric]]:
+        from flowtel.errors._chunks import chunked
+        from flowtel.errors._points import duration_copies, duration_points
+
         processor, definition = self._processor, self._definition
         bounds = list(processor._counters.bounds)
         delta = temporality is AggregationTemporality.DELTA
@@ -42,8 +48,11 @@ class DurationProducer:
 
         def produce(now_ns: int) -> list[Metric]:
             nonlocal last_ns
+            counters = processor._counters
             with processor._counted():
-                points = processor._counters.duration_points(interval)
+                ops = counters.ops()
+            copies = chunked(processor, ops, lambda chunk: duration_copies(chunk, interval))
+            points = duration_points(copies, last_ns)
             data: list[HistogramDataPoint] = []
             for p in points:
                 start, count, total, counts = processor._started_ns, p.observations, p.sum, p.counts
@@ -68,6 +77,10 @@ class DurationProducer:
                         explicit_bounds=bounds,
                         min=p.min,  # for DELTA readers: of this interval (see add_interval)
                         max=p.max,
+                        exemplars=[
+                            Exemplar({}, e.value, e.time_ns, e.span_id, e.trace_id)
+                            for e in p.exemplars
+                        ],
                     )
                 )
             last_ns = now_ns

@@ -7,20 +7,13 @@ is a span and a metric. :func:`add_k8s_probes` serves the probe endpoints from t
 
 from __future__ import annotations
 
-from flowtel.lifecycle._lifecycle import (
-    Lifecycle,
-    ShutdownHook,
-    default_lifecycle,
-    managed_lifecycle,
-    register_shutdown_hook,
-)
-from flowtel.lifecycle._probes import (
-    LivenessMonitor,
-    Probe,
-    ProbePaths,
-    add_k8s_probes,
-    probe_paths,
-)
+from flowtel.lifecycle._hooks import ShutdownHook
+from flowtel.lifecycle._k8s import add_k8s_probes
+from flowtel.lifecycle._lifecycle import Lifecycle
+from flowtel.lifecycle._liveness import LivenessMonitor
+from flowtel.lifecycle._managed import default_lifecycle, managed_lifecycle, register_shutdown_hook
+from flowtel.lifecycle._outcomes import CheckOutcome, ProbeOutcome, ShutdownOutcome
+from flowtel.lifecycle._paths import Probe, ProbePaths, probe_paths
 from flowtel.lifecycle._readiness import (
     ReadinessCheck,
     ReadinessMonitor,
@@ -28,13 +21,10 @@ from flowtel.lifecycle._readiness import (
     default_readiness,
     register_readiness_check,
 )
+from flowtel.lifecycle._report import CheckResult, StartupCheck, StartupReport
 from flowtel.lifecycle._signals import SignalMode
 from flowtel.lifecycle._startup import (
-    CheckOutcome,
-    CheckResult,
-    StartupCheck,
     StartupOrchestrator,
-    StartupReport,
     default_orchestrator,
     register_startup_check,
     startup_report,
@@ -48,11 +38,13 @@ __all__ = [
     "LifecycleState",
     "LivenessMonitor",
     "Probe",
+    "ProbeOutcome",
     "ProbePaths",
     "ReadinessCheck",
     "ReadinessMonitor",
     "ReadinessStatus",
     "ShutdownHook",
+    "ShutdownOutcome",
     "SignalMode",
     "StartupCheck",
     "StartupOrchestrator",

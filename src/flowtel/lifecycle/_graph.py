@@ -1,7 +1,9 @@
-"""Dependency-graph ordering shared by startup checks and shutdown hooks."""
+"""Dependency-graph ordering shared by startup checks and shutdown hooks (stdlib ``graphlib``)."""
 
 from __future__ import annotations
 
+import graphlib
+import heapq
 from collections.abc import Mapping
 
 from flowtel.exceptions import StartupError
@@ -12,7 +14,9 @@ __all__ = ["dependency_order"]
 def dependency_order(graph: Mapping[str, tuple[str, ...]], what: str) -> list[str]:
     """Names of ``graph`` (name -> dependencies) ordered so dependencies come first.
 
-    Ties keep the mapping's order. ``what`` names the kind of node in error messages.
+    Of the nodes whose dependencies are done, the one registered first comes first (so
+    without dependencies the order is the mapping's). ``what`` names the kind of node in
+    error messages.
 
     Raises:
         StartupError: a dependency is not in the graph, or the graph has a cycle; the message
@@ -25,32 +29,21 @@ def dependency_order(graph: Mapping[str, tuple[str, ...]], what: str) -> list[st
                 f"{what} {name!r} depends on unknown {what}(s) "
                 f"{', '.join(repr(u) for u in unknown)}; known: {sorted(graph)}"
             )
+    position = {name: i for i, name in enumerate(graph)}
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        ring = list(reversed(exc.args[1]))[1:]  # graphlib lists dependencies first; drop repeat
+        first = min(range(len(ring)), key=lambda i: position[ring[i]])  # stable: registration order
+        cycle = [*ring[first:], *ring[:first], ring[first]]
+        raise StartupError(f"{what}s form a dependency cycle: " + " -> ".join(cycle)) from None
     order: list[str] = []
-    done: set[str] = set()
-    for start in graph:
-        if start in done:
-            continue
-        path: list[str] = [start]
-        on_path: set[str] = {start}
-        stack: list[int] = [0]  # next dependency index per node on the path
-        while path:
-            node, index = path[-1], stack[-1]
-            deps = graph[node]
-            if index == len(deps):
-                path.pop()
-                stack.pop()
-                on_path.discard(node)
-                done.add(node)
-                order.append(node)
-                continue
-            stack[-1] += 1
-            dep = deps[index]
-            if dep in done:
-                continue
-            if dep in on_path:
-                cycle = [*path[path.index(dep) :], dep]
-                raise StartupError(f"{what}s form a dependency cycle: " + " -> ".join(cycle))
-            path.append(dep)
-            on_path.add(dep)
-            stack.append(0)
+    ready: list[tuple[int, str]] = []
+    while sorter.is_active():  # of what may run next, the earliest registered goes first
+        for name in sorter.get_ready():
+            heapq.heappush(ready, (position[name], name))
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        sorter.done(name)
     return order

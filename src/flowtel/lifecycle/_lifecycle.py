@@ -18,13 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry._logs import get_logger_provider
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -32,34 +29,19 @@ from flowtel import semconv
 from flowtel._core._gauge import SharedGauge
 from flowtel._core._settings import DEFAULT_DRAIN_S, DEFAULT_SHUTDOWN_TIMEOUT_S
 from flowtel._core._telemetry import HUB
-from flowtel._core._values import qualified_type_name
-from flowtel.exceptions import ConfigurationError, StartupError
-from flowtel.lifecycle._graph import dependency_order
+from flowtel.exceptions import StartupError
+from flowtel.lifecycle._bounded import BoundedRunner, detach_stragglers
+from flowtel.lifecycle._hooks import HOOK_KEYWORDS, ShutdownHook, ShutdownHooks, flush_telemetry
+from flowtel.lifecycle._outcomes import ShutdownOutcome, WorkKind
+from flowtel.lifecycle._registration import register, seconds
+from flowtel.lifecycle._report import StartupReport
 from flowtel.lifecycle._signals import SignalBridge, SignalMode
-from flowtel.lifecycle._startup import (
-    StartupOrchestrator,
-    StartupReport,
-    call_sync_or_async,
-    default_orchestrator,
-)
+from flowtel.lifecycle._startup import StartupOrchestrator, default_orchestrator
 from flowtel.lifecycle._state import LifecycleState
 
-__all__ = [
-    "Lifecycle",
-    "LifecycleState",
-    "ShutdownHook",
-    "SignalMode",
-    "default_lifecycle",
-    "managed_lifecycle",
-    "register_shutdown_hook",
-]
+__all__ = ["Lifecycle", "ShutdownHook"]
 
 _log = logging.getLogger("flowtel.lifecycle")
-
-HookFunc = Callable[[], Any]
-"""A shutdown hook: sync or async, no arguments. Sync hooks run in a worker thread."""
-
-H = TypeVar("H", bound=HookFunc)
 
 _ALLOWED: dict[LifecycleState, frozenset[LifecycleState]] = {
     LifecycleState.STARTING: frozenset(
@@ -78,21 +60,13 @@ _ALLOWED: dict[LifecycleState, frozenset[LifecycleState]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ShutdownHook:
-    """A shutdown hook; ``depends_on`` names hooks that must still be up while it runs."""
-
-    name: str
-    func: HookFunc
-    timeout_s: float
-    depends_on: tuple[str, ...]
-
-
 class Lifecycle:
     """The state machine of one service, with its startup checks and shutdown hooks.
 
     Most services use the process-wide one (:func:`default_lifecycle`), which
     :func:`register_shutdown_hook`, ``add_k8s_probes`` and :func:`managed_lifecycle` share.
+    Its own work (hooks, the final flush) runs bounded on daemon threads or detached tasks, so
+    nothing it runs can keep the process alive past its budget.
     All methods must be called on the event loop thread, except the signal handler.
 
     Args:
@@ -127,10 +101,11 @@ class Lifecycle:
             self.flush_timeout_s = flush_timeout_s
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
-        self._flush = flush or _flush_telemetry
+        self._flush = flush or flush_telemetry
         self._clock = clock
         self._state = LifecycleState.STARTING
-        self._hooks: dict[str, ShutdownHook] = {}
+        self._hooks = ShutdownHooks(tracer_provider, meter_provider)
+        self._flusher = BoundedRunner(WorkKind.FLUSH, meter_provider)
         self._startup_task: asyncio.Task[StartupReport] | None = None
         self._shutdown_span: Span | None = None
         self._shutdown_t0 = 0.0
@@ -157,9 +132,7 @@ class Lifecycle:
 
     @drain_s.setter
     def drain_s(self, value: float) -> None:
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-            raise ConfigurationError("drain_s", value, "a number of seconds >= 0")
-        self._drain_s = float(value)
+        self._drain_s = seconds("drain_s", value, zero_ok=True)
 
     @property
     def flush_timeout_s(self) -> float:
@@ -174,9 +147,7 @@ class Lifecycle:
 
     @flush_timeout_s.setter
     def flush_timeout_s(self, value: float) -> None:
-        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise ConfigurationError("flush_timeout_s", value, "a number of seconds > 0")
-        self._flush_timeout_s = float(value)
+        self._flush_timeout_s = seconds("flush_timeout_s", value, zero_ok=False)
 
     @property
     def state(self) -> LifecycleState:
@@ -198,35 +169,23 @@ class Lifecycle:
         """The startup timeline once startup has finished."""
         return self.orchestrator.report
 
-    def register_shutdown_hook(
-        self,
-        name: str,
-        func: HookFunc | None = None,
-        *,
-        timeout_s: float = 5.0,
-        depends_on: Iterable[str] = (),
-    ) -> Callable[[H], H]:
-        """Register ``func`` (or decorate a function) to run at shutdown, bounded by ``timeout_s``.
+    def register_shutdown_hook(self, *args: Any, **policy: Any) -> Any:
+        """Register a hook to run at shutdown, bounded by ``timeout_s`` (default 5 s).
+
+        The shapes of every flowtel registration: ``register_shutdown_hook(func, ...)``,
+        ``register_shutdown_hook("name", func, ...)``, or as a decorator, bare or called
+        (``@register_shutdown_hook(name=..., timeout_s=..., depends_on=...)``). The name
+        defaults to the function's. Returns ``func`` (or a decorator returning it).
 
         Hooks run one at a time in reverse dependency order: a hook runs before the hooks it
-        ``depends_on`` (close the HTTP client before the connection pool it uses).
+        ``depends_on`` (close the HTTP client before the connection pool it uses). A sync hook
+        runs on a daemon thread; one still running at its timeout is abandoned.
 
         Raises:
             ConfigurationError: a bad timeout or a name already registered.
+            TypeError: an unknown keyword (the message names the accepted ones).
         """
-        if name in self._hooks:
-            raise ConfigurationError("name", name, "a hook name not already registered")
-        if timeout_s <= 0:
-            raise ConfigurationError("timeout_s", timeout_s, "a number of seconds > 0")
-        deps = (depends_on,) if isinstance(depends_on, str) else tuple(depends_on)
-
-        def decorate(fn: H) -> H:
-            self._hooks[name] = ShutdownHook(name, fn, float(timeout_s), deps)
-            return fn
-
-        if func is not None:
-            decorate(func)
-        return decorate
+        return register("register_shutdown_hook", self._hooks.add, HOOK_KEYWORDS, args, policy)
 
     def hook_order(self) -> list[str]:
         """Shutdown hook names in the order they will run.
@@ -235,9 +194,7 @@ class Lifecycle:
             StartupError: unknown dependency or a cycle among hooks (checked at startup, so a
                 broken graph fails before the service takes traffic).
         """
-        graph = {name: hook.depends_on for name, hook in self._hooks.items()}
-        order = dependency_order(graph, "shutdown hook")
-        return list(reversed(order))
+        return self._hooks.order()
 
     # ---------------------------------------------------------------- startup
     async def start(self) -> StartupReport:
@@ -257,9 +214,12 @@ class Lifecycle:
         try:
             report = await asyncio.shield(self._startup_task)
         except asyncio.CancelledError:
-            if self._startup_task.cancelled():
-                raise StartupError("startup interrupted by a shutdown request") from None
-            raise
+            if not self._startup_task.cancelled():
+                raise  # our caller was cancelled, not startup
+            if not self._requested:  # cancelled by someone else: never left half-started
+                self._transition(LifecycleState.FAILED)
+                raise StartupError("startup was cancelled before it finished") from None
+            raise StartupError("startup interrupted by a shutdown request") from None
         if self._state is LifecycleState.STARTING:
             self._transition(report.state)
         return report
@@ -319,63 +279,31 @@ class Lifecycle:
             self.end_drain()  # nothing asked to drain: the server or worker already stopped
         await self._drained.wait()
         span = self._shutdown_span or trace.INVALID_SPAN
-        outcome = "success"
         try:
             order = self.hook_order()
         except StartupError as exc:  # pragma: no cover - validated at start()
             _log.error("%s; running hooks in reverse registration order", exc)
-            order = list(reversed(self._hooks))
-        context = trace.set_span_in_context(span)
-        for name in order:
-            result = await self._run_hook(self._hooks[name], context)
-            if result != "success":
-                outcome = "failed"
+            order = self._hooks.fallback_order()
+        outcome = await self._hooks.run(order, trace.set_span_in_context(span))
         self._transition(LifecycleState.STOPPED)
-        span.set_attribute(semconv.SHUTDOWN_OUTCOME, outcome)
-        if outcome != "success":
+        span.set_attribute(semconv.SHUTDOWN_OUTCOME, outcome.value)
+        if outcome is not ShutdownOutcome.SUCCESS:
             span.set_status(Status(StatusCode.ERROR, "a shutdown hook failed"))
         span.end()
         meter = metrics.get_meter("flowtel.lifecycle", meter_provider=self._meter_provider)
         spec = semconv.metric(semconv.METRIC_SHUTDOWN_DURATION)
         meter.create_histogram(spec.name, unit=spec.unit, description=spec.description).record(
-            self._clock() - self._shutdown_t0, {semconv.SHUTDOWN_OUTCOME: outcome}
+            self._clock() - self._shutdown_t0, {semconv.SHUTDOWN_OUTCOME: outcome.value}
         )
-        try:
-            await asyncio.wait_for(
-                asyncio.to_thread(self._flush, self.flush_timeout_s), self.flush_timeout_s + 1
-            )
-        except Exception:
-            _log.warning("telemetry flush did not finish in %.1fs", self.flush_timeout_s)
-        _log.info("stopped (%s) in %.3fs", outcome, self._clock() - self._shutdown_t0)
-
-    async def _run_hook(self, hook: ShutdownHook, context: Any) -> str:
-        tracer = trace.get_tracer("flowtel.lifecycle", tracer_provider=self._tracer_provider)
-        with tracer.start_as_current_span(
-            semconv.SPAN_SHUTDOWN_HOOK,
-            context=context,
-            attributes={semconv.SHUTDOWN_HOOK: hook.name},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            outcome = "success"
-            deadline = asyncio.timeout(hook.timeout_s)
-            try:
-                async with deadline:
-                    await call_sync_or_async(hook.func)
-            except Exception as exc:
-                if deadline.expired():
-                    outcome = "timeout"
-                    _log.error("shutdown hook %r timed out after %.1fs", hook.name, hook.timeout_s)
-                    span.set_status(Status(StatusCode.ERROR, f"timed out after {hook.timeout_s}s"))
-                    span.set_attribute(semconv.SHUTDOWN_OUTCOME, outcome)
-                    return outcome
-                outcome = "failed"
-                _log.exception("shutdown hook %r failed", hook.name)
-                error_type = qualified_type_name(type(exc))
-                span.set_attribute(semconv.ERROR_TYPE, error_type)
-                span.set_status(Status(StatusCode.ERROR, error_type))
-            span.set_attribute(semconv.SHUTDOWN_OUTCOME, outcome)
-            return outcome
+        budget = self.flush_timeout_s
+        flush = self._flush
+        result = await self._flusher.run(lambda: flush(budget), budget + 1.0, "telemetry")
+        if result.error is not None:
+            _log.warning("telemetry flush failed: %s", result.error)
+        stragglers = detach_stragglers()
+        if stragglers:
+            _log.warning("%d cancelled checks ignored cancellation; abandoned", stragglers)
+        _log.info("stopped (%s) in %.3fs", outcome.value, self._clock() - self._shutdown_t0)
 
     def _end_drain(self) -> None:
         if not self._requested or self._drained.is_set():
@@ -438,90 +366,6 @@ class Lifecycle:
         ]
 
 
-def _flush_telemetry(timeout_s: float) -> bool:
-    """Flush flowtel's pipelines if configured, else the global OTel providers (bounded)."""
-    current = HUB.current
-    if current is not None:
-        return current.force_flush(timeout_s)
-    ok = True
-    deadline = time.monotonic() + timeout_s
-    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(),
-                     get_logger_provider()):  # fmt: skip
-        force_flush: Callable[..., Any] | None = getattr(provider, "force_flush", None)
-        if force_flush is None:
-            continue
-        remaining_ms = max(1, int((deadline - time.monotonic()) * 1000))
-        try:
-            ok = bool(force_flush(remaining_ms)) and ok
-        except Exception:
-            _log.warning("force_flush failed on %r", provider, exc_info=True)
-            ok = False
-    return ok
-
-
 _STATE_GAUGE: SharedGauge[Lifecycle] = SharedGauge(
     "flowtel.lifecycle", semconv.METRIC_LIFECYCLE_STATE, Lifecycle._state_observations
 )
-_default = Lifecycle()
-
-
-def default_lifecycle() -> Lifecycle:
-    """The process-wide lifecycle used by ``add_k8s_probes`` and :func:`managed_lifecycle`."""
-    return _default
-
-
-def register_shutdown_hook(
-    name: str,
-    func: HookFunc | None = None,
-    *,
-    timeout_s: float = 5.0,
-    depends_on: Iterable[str] = (),
-) -> Callable[[H], H]:
-    """Register a shutdown hook on the process-wide lifecycle (direct call or decorator).
-
-    See :meth:`Lifecycle.register_shutdown_hook`.
-    """
-    return _default.register_shutdown_hook(name, func, timeout_s=timeout_s, depends_on=depends_on)
-
-
-@asynccontextmanager
-async def managed_lifecycle(
-    target: Lifecycle | StartupOrchestrator | None = None,
-    *,
-    drain_s: float | None = None,
-    handle_signals: bool = True,
-) -> AsyncIterator[Lifecycle]:
-    """Run startup, yield the lifecycle, then shut down gracefully.
-
-    ``target`` is the lifecycle to drive, or an explicit :class:`StartupOrchestrator` (a new
-    :class:`Lifecycle` is made around it), or ``None`` for the process-wide lifecycle.
-    ``drain_s`` overrides the lifecycle's drain delay.
-
-    For a worker without a web server::
-
-        async with managed_lifecycle() as lifecycle:
-            while not lifecycle.should_stop:
-                await handle_one_job()
-
-    On SIGTERM the state turns DRAINING, and after ``drain_s`` :attr:`Lifecycle.should_stop`
-    becomes true; when the block exits, hooks run and telemetry is flushed.
-
-    Raises:
-        StartupError: a critical check failed (after the hooks ran and telemetry was flushed,
-            so the failed startup trace is exported), the graph is invalid, or a signal
-            interrupted startup. Let it propagate: the process then exits non-zero.
-    """
-    lc = Lifecycle(target) if isinstance(target, StartupOrchestrator) else (target or _default)
-    if drain_s is not None:
-        lc.drain_s = drain_s
-    installed = lc.install_signal_handlers() if handle_signals else SignalMode.NONE
-    try:
-        report = await lc.start()
-        if report.state is LifecycleState.FAILED:
-            failed = [c.name for c in report.checks if c.critical and c.outcome.value != "success"]
-            raise StartupError(f"critical startup checks did not succeed: {', '.join(failed)}")
-        yield lc
-    finally:
-        await lc.shutdown()
-        if installed is not SignalMode.NONE:
-            lc.remove_signal_handlers()

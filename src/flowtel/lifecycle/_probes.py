@@ -1,245 +1,39 @@
-"""Kubernetes probes for any ASGI app: /alive, /ready, /startup, /health.
-
-``add_k8s_probes(app)`` alone is enough under plain ``uvicorn module:app``. It wraps the app's
-lifespan: when the app's own startup completes, the registered startup checks start in a
-background task, so they run while uvicorn opens its listener and ``/startup`` answers 503
-until they finish. It also takes over SIGTERM for the readiness drain (see
-:mod:`flowtel.lifecycle`), starts the readiness monitor once startup is done, and at lifespan
-shutdown runs the shutdown hooks and flushes telemetry.
+"""What the probe endpoints answer, and the lifespan that drives the lifecycle behind them.
 
 Probe answers never touch dependencies: they read the lifecycle state, the cached readiness
-results and an event-loop heartbeat, so a probe can neither hang nor fail with a 500.
+results and an event-loop heartbeat, so a probe can neither hang nor fail with a 500. Each
+worker process of a multi-process server answers for itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import json
 import logging
-import time
-import weakref
-from collections.abc import Callable
+import os
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import metrics
 
 from flowtel import semconv
-from flowtel.exceptions import ConfigurationError, StartupError
+from flowtel._core._scrub import current_scrubber
+from flowtel._core._telemetry import HUB
+from flowtel.exceptions import StartupError
 from flowtel.lifecycle._asgi import ASGIApp, InnerLifespan, Receive, Scope, Send
-from flowtel.lifecycle._lifecycle import Lifecycle, default_lifecycle
-from flowtel.lifecycle._readiness import ReadinessMonitor, default_readiness
-from flowtel.lifecycle._startup import StartupOrchestrator
+from flowtel.lifecycle._lifecycle import Lifecycle
+from flowtel.lifecycle._liveness import LivenessMonitor
+from flowtel.lifecycle._outcomes import ProbeOutcome
+from flowtel.lifecycle._paths import Probe, ProbePaths
+from flowtel.lifecycle._readiness import ReadinessMonitor
 from flowtel.lifecycle._state import LifecycleState
 
-__all__ = ["LivenessMonitor", "Probe", "ProbePaths", "add_k8s_probes", "probe_paths"]
+__all__ = ["ProbeRuntime"]
 
 _log = logging.getLogger("flowtel.probes")
 
 
-class Probe(enum.StrEnum):
-    """The four probe endpoints."""
-
-    ALIVE = "alive"
-    READY = "ready"
-    STARTUP = "startup"
-    HEALTH = "health"
-
-
-@dataclass(frozen=True, slots=True)
-class ProbePaths:
-    """URL paths of the probes; change them when they clash with your routes."""
-
-    alive: str = "/alive"
-    ready: str = "/ready"
-    startup: str = "/startup"
-    health: str = "/health"
-
-    def as_tuple(self) -> tuple[str, ...]:
-        """All four paths."""
-        return (self.alive, self.ready, self.startup, self.health)
-
-
-class LivenessMonitor:
-    """An event-loop heartbeat: the process is wedged when the loop stops turning.
-
-    A task wakes every ``interval_s`` and stamps the time; ``/alive`` fails when the last stamp
-    is older than ``max_lag_s`` (a blocking call, a deadlock, a runaway CPU loop).
-
-    Args:
-        interval_s: heartbeat period.
-        max_lag_s: oldest acceptable heartbeat.
-        clock: monotonic seconds, injectable for tests.
-    """
-
-    def __init__(
-        self,
-        *,
-        interval_s: float = 1.0,
-        max_lag_s: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if interval_s <= 0:
-            raise ConfigurationError("heartbeat_interval_s", interval_s, "seconds > 0")
-        if max_lag_s <= interval_s:
-            raise ConfigurationError("alive_max_lag_s", max_lag_s, "seconds > heartbeat interval")
-        self.interval_s = interval_s
-        self.max_lag_s = max_lag_s
-        self._clock = clock
-        self._last_beat = clock()
-        self._lag_s = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    def beat(self) -> None:
-        """Stamp the heartbeat now."""
-        self._last_beat = self._clock()
-
-    def stale_s(self) -> float:
-        """Seconds since the last heartbeat."""
-        return max(0.0, self._clock() - self._last_beat)
-
-    def lag_s(self) -> float:
-        """How late the last heartbeat woke up versus its schedule (event-loop lag)."""
-        return self._lag_s
-
-    def alive(self) -> bool:
-        """False when the loop has not turned for longer than ``max_lag_s``."""
-        return self.stale_s() <= self.max_lag_s
-
-    def start(self) -> None:
-        """Start the heartbeat task on the running loop."""
-        if self._task is None:
-            self.beat()
-            self._task = asyncio.ensure_future(self._run())
-
-    async def stop(self) -> None:
-        """Stop the heartbeat task."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            expected = self._clock() + self.interval_s
-            await asyncio.sleep(self.interval_s)
-            self._lag_s = max(0.0, self._clock() - expected)
-            self.beat()
-
-
-_PROBE_PATHS: weakref.WeakKeyDictionary[Any, ProbePaths] = weakref.WeakKeyDictionary()
-
-
-def probe_paths(app: object) -> tuple[str, ...]:
-    """The probe paths ``add_k8s_probes`` gave ``app`` (the defaults if it was not called)."""
-    try:
-        return _PROBE_PATHS.get(app, ProbePaths()).as_tuple()
-    except TypeError:  # not weak-referenceable
-        return ProbePaths().as_tuple()
-
-
-def add_k8s_probes(
-    app: Any,
-    *,
-    paths: ProbePaths | None = None,
-    lifecycle: Lifecycle | None = None,
-    orchestrator: StartupOrchestrator | None = None,
-    readiness: ReadinessMonitor | None = None,
-    expose_details: bool = True,
-    drain_s: float | None = None,
-    handle_signals: bool = True,
-    alive_max_lag_s: float = 10.0,
-    heartbeat_interval_s: float = 1.0,
-    error_window_minutes: float = 5.0,
-    error_rate_warn: float = 0.05,
-    meter_provider: metrics.MeterProvider | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> Any:
-    """Serve Kubernetes probes from ``app`` and run its startup checks after it listens.
-
-    A Starlette or FastAPI app is changed in place (a middleware is added; call this before
-    serving). Any other ASGI app is wrapped: serve the returned app. Either way the return
-    value is the app to serve.
-
-    Args:
-        app: the ASGI application.
-        paths: probe URL paths.
-        lifecycle: state machine, checks and hooks; the process-wide one when ``None``.
-        orchestrator: explicit startup checks, for apps that avoid the module-level registry;
-            a new lifecycle is made around it (give ``lifecycle`` or this, not both).
-        readiness: background readiness checks; the process-wide monitor when ``None``.
-        expose_details: ``False`` reduces ``/health`` to its overall status, for public ports.
-        drain_s: overrides the lifecycle's drain delay after SIGTERM.
-        handle_signals: take over SIGTERM/SIGINT for the readiness drain.
-        alive_max_lag_s: ``/alive`` fails when the event loop has not turned for this long.
-        heartbeat_interval_s: how often the event-loop heartbeat runs.
-        error_window_minutes: window of the error rate ``/health`` reports.
-        error_rate_warn: ``/health`` says ``warn`` (still 200) above this error rate; the
-            error rate never fails a probe, so one bad dependency cannot empty the endpoints.
-        meter_provider: where probe metrics go; the global provider when ``None``.
-        clock: monotonic seconds, injectable for tests.
-    """
-    if lifecycle is not None and orchestrator is not None:
-        raise ConfigurationError("orchestrator", orchestrator, "None when lifecycle is given")
-    paths = paths or ProbePaths()
-    all_paths = paths.as_tuple()
-    if len(set(all_paths)) != 4 or not all(p.startswith("/") for p in all_paths):
-        raise ConfigurationError("paths", paths, "four distinct paths starting with '/'")
-    if not 0.0 <= error_rate_warn <= 1.0:
-        raise ConfigurationError("error_rate_warn", error_rate_warn, "a ratio between 0 and 1")
-    if error_window_minutes <= 0:
-        raise ConfigurationError("error_window_minutes", error_window_minutes, "minutes > 0")
-    lc = lifecycle or (Lifecycle(orchestrator) if orchestrator is not None else default_lifecycle())
-    if drain_s is not None:
-        lc.drain_s = drain_s
-    runtime = _ProbeRuntime(
-        lc,
-        readiness or default_readiness(),
-        LivenessMonitor(interval_s=heartbeat_interval_s, max_lag_s=alive_max_lag_s, clock=clock),
-        paths,
-        expose_details=expose_details,
-        handle_signals=handle_signals,
-        meter_provider=meter_provider,
-        error_window_minutes=error_window_minutes,
-        error_rate_warn=error_rate_warn,
-    )
-    target = app
-    if hasattr(app, "add_middleware") and hasattr(app, "user_middleware"):
-        app.add_middleware(ProbeMiddleware, runtime=runtime)
-    else:
-        target = ProbeMiddleware(app, runtime=runtime)
-    try:
-        _PROBE_PATHS[app] = runtime.paths
-        _PROBE_PATHS[target] = runtime.paths
-    except TypeError:  # pragma: no cover - app not weak-referenceable
-        pass
-    return target
-
-
-class ProbeMiddleware:
-    """ASGI middleware answering the probe paths and driving the lifecycle from the lifespan."""
-
-    def __init__(self, app: ASGIApp, *, runtime: _ProbeRuntime) -> None:
-        self.app = app
-        self.runtime = runtime
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await self.runtime.lifespan(self.app, scope, receive, send)
-            return
-        if kind == "http":
-            self.runtime.ensure_started()
-            probe = self.runtime.routes.get(scope.get("path", ""))
-            if probe is not None:
-                await self.runtime.answer(probe, send)
-                return
-        await self.app(scope, receive, send)
-
-
-class _ProbeRuntime:
+class ProbeRuntime:
     """Shared state behind one ``add_k8s_probes`` call."""
 
     def __init__(
@@ -345,7 +139,7 @@ class _ProbeRuntime:
             ok = state is not LifecycleState.FAILED and self.liveness.alive()
         else:
             return self._health()
-        body: dict[str, Any] = {"status": "pass" if ok else "fail"}
+        body: dict[str, Any] = {"status": _outcome(ok).value}
         if self.expose_details:
             body["state"] = state.value
         return ok, body
@@ -354,22 +148,23 @@ class _ProbeRuntime:
         state = self.lifecycle.state
         ready = state.serving and self.readiness.ok()
         degraded = state is LifecycleState.DEGRADED
-        status = "fail" if not ready else ("warn" if degraded else "pass")
-        body: dict[str, Any] = {"status": status}
+        status = ProbeOutcome.WARN if ready and degraded else _outcome(ready)
+        body: dict[str, Any] = {"status": status.value}
         if not self.expose_details:
             return ready, body
         report = self.lifecycle.report
         body["state"] = state.value
         body["checks"] = {name: s.to_dict() for name, s in self.readiness.statuses().items()}
         body["startup"] = None if report is None else report.to_dict()
+        body["process"] = _process()
         body["event_loop"] = {
             "lag_s": round(self.liveness.lag_s(), 6),
             "since_heartbeat_s": round(self.liveness.stale_s(), 6),
         }
         errors = _error_stats(self.error_window_minutes, self.error_rate_warn)
         body["errors"] = errors
-        if body["status"] == "pass" and errors is not None and errors["high"]:
-            body["status"] = "warn"
+        if status is ProbeOutcome.PASS and errors is not None and errors["high"]:
+            body["status"] = ProbeOutcome.WARN.value
         return ready, body
 
     async def answer(self, probe: Probe, send: Send) -> None:
@@ -377,12 +172,14 @@ class _ProbeRuntime:
             ok, body = self.evaluate(probe)
         except Exception:  # a probe never answers 500
             _log.exception("probe %s failed to evaluate", probe.value)
-            ok, body = False, {"status": "fail"}
+            ok, body = False, {"status": ProbeOutcome.FAIL.value}
         with suppress(Exception):  # telemetry must not break probes
             self._probe_counter.add(
-                1, {semconv.PROBE: probe.value, semconv.PROBE_OUTCOME: "pass" if ok else "fail"}
+                1, {semconv.PROBE: probe.value, semconv.PROBE_OUTCOME: _outcome(ok).value}
             )
-        payload = json.dumps(body, default=str).encode()
+        # Check errors, operation names (span names) and startup reports are service data.
+        clean = current_scrubber().scrub_data(body, by_key=False)
+        payload = json.dumps(clean, default=str).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -397,6 +194,17 @@ class _ProbeRuntime:
         await send({"type": "http.response.body", "body": payload})
 
 
+def _process() -> dict[str, Any]:
+    """Which worker answered: each process of a multi-worker server has its own ``/health``."""
+    current = HUB.current
+    attributes = current.settings.resource_attributes if current is not None else {}
+    return {"pid": os.getpid(), "service_instance_id": attributes.get("service.instance.id")}
+
+
+def _outcome(ok: bool) -> ProbeOutcome:
+    return ProbeOutcome.PASS if ok else ProbeOutcome.FAIL
+
+
 def _error_stats(last_minutes: float, warn_rate: float) -> dict[str, Any] | None:
     """The error rate from ``flowtel.errors.get_error_stats``, or ``None`` when unavailable.
 
@@ -408,19 +216,28 @@ def _error_stats(last_minutes: float, warn_rate: float) -> dict[str, Any] | None
 
         stats = get_error_stats(last_minutes=last_minutes)
         window = getattr(stats, "window", None)
-        return {
-            "window_s": window.total_seconds() if window is not None else last_minutes * 60,
-            "total": stats.total,
-            "errors": stats.errors,
-            "handled": stats.handled,
-            "error_rate": round(stats.error_rate, 6),
-            "high": bool(stats.exceeds(warn_rate)),
-            "by_type": dict(list(stats.by_type.items())[:5]),
-            "top_operations": [
+        entries = stats.entries  # the service's rate: requests, jobs, messages (not spans)
+
+        def top(level: Any) -> list[dict[str, Any]]:
+            return [
                 {"component": key[0], "operation": key[1], "errors": op.errors,
                  "total": op.total, "error_rate": round(op.error_rate, 6)}
-                for key, op in stats.top(5)
-            ],
+                for key, op in level.top(5)
+            ]  # fmt: skip
+
+        return {
+            "window_s": window.total_seconds() if window is not None else last_minutes * 60,
+            "level": "entries",
+            "total": entries.total,
+            "errors": entries.errors,
+            "handled": stats.handled,
+            "error_rate": round(entries.error_rate, 6),
+            "high": bool(entries.exceeds(warn_rate)),
+            "by_type": dict(list(entries.by_type.items())[:5]),
+            "top_entries": top(entries),
+            "operations": {"total": stats.total, "errors": stats.errors,
+                           "error_rate": round(stats.error_rate, 6)},
+            "top_operations": top(stats),
         }  # fmt: skip
     except Exception:
         _log.debug("get_error_stats failed", exc_info=True)

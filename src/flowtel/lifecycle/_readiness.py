@@ -3,20 +3,21 @@
 A probe that calls the database on every request turns a slow database into a storm of
 probe timeouts and restarts. Here each check runs on its own ``interval_s`` with a
 ``timeout_s``; ``/ready`` only reads the cached result. A check that raises or hangs is a
-failure, never a 500 or a hung probe. A sync check runs in a worker thread; if it is still hung
-at its next turn it is not started again (one thread per check at most) and counts as failed.
+failure, never a 500 or a hung probe. A sync check runs on a daemon thread of its own (never the
+loop's shared executor, so hung checks cannot starve healthy ones or hold the process at exit);
+if it is still hung at its next turn it is not started again (one thread per check at most) and
+counts as a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar, overload
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Observation
@@ -26,6 +27,9 @@ from flowtel._core._gauge import SharedGauge
 from flowtel._core._scrub import current_scrubber
 from flowtel._core._values import safe_str
 from flowtel.exceptions import ConfigurationError
+from flowtel.lifecycle._bounded import BoundedRunner, WorkAborted
+from flowtel.lifecycle._outcomes import ProbeOutcome, WorkKind
+from flowtel.lifecycle._registration import check_keywords, register, seconds
 
 __all__ = [
     "ReadinessCheck",
@@ -41,6 +45,8 @@ ReadinessFunc = Callable[[], Any]
 """A readiness check: sync or async, no arguments; passes unless it raises or returns False."""
 
 R = TypeVar("R", bound=ReadinessFunc)
+
+_SCHEDULE: Final = ("name", "interval_s", "timeout_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,7 @@ class ReadinessStatus:
     """The cached result of a readiness check.
 
     ``ok`` is ``None`` until the first run finished; ``checked_at`` is wall-clock epoch seconds.
+    ``outcome`` says how the last run ended (``TIMEOUT`` when it overran ``timeout_s``).
     """
 
     name: str
@@ -65,11 +72,16 @@ class ReadinessStatus:
     duration_s: float = 0.0
     last_error: str | None = None
     checked_at: float | None = None
+    outcome: ProbeOutcome = ProbeOutcome.UNKNOWN
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for ``/health``."""
+        status = ProbeOutcome.UNKNOWN if self.ok is None else ProbeOutcome.PASS
+        if self.ok is False:
+            status = ProbeOutcome.FAIL
         return {
-            "status": "unknown" if self.ok is None else ("pass" if self.ok else "fail"),
+            "status": status.value,
+            "outcome": self.outcome.value,
             "duration_s": round(self.duration_s, 6),
             "last_error": self.last_error,
             "checked_at": self.checked_at,
@@ -95,9 +107,9 @@ class ReadinessMonitor:
     ) -> None:
         self._checks: dict[str, ReadinessCheck] = {}
         self._status: dict[str, ReadinessStatus] = {}
-        self._busy: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._meter_provider = meter_provider
+        self._runner = BoundedRunner(WorkKind.READINESS_CHECK, meter_provider)
         self._clock = clock
 
     @property
@@ -121,17 +133,18 @@ class ReadinessMonitor:
         check_name = name or getattr(func, "__name__", None) or repr(func)
         if check_name in self._checks:
             raise ConfigurationError("name", check_name, "a name not already registered")
-        if interval_s <= 0:
-            raise ConfigurationError("interval_s", interval_s, "a number of seconds > 0")
-        if timeout_s <= 0:
-            raise ConfigurationError("timeout_s", timeout_s, "a number of seconds > 0")
-        check = ReadinessCheck(check_name, func, float(interval_s), float(timeout_s))
+        if not callable(func):
+            raise ConfigurationError("func", func, "a callable without arguments")
+        interval = seconds("interval_s", interval_s, zero_ok=False)
+        timeout = seconds("timeout_s", timeout_s, zero_ok=False)
+        check = ReadinessCheck(check_name, func, interval, timeout)
         self._checks[check_name] = check
         self._status[check_name] = ReadinessStatus(check_name)
         return check
 
     def check(self, name: str | None = None, **schedule: Any) -> Callable[[R], R]:
         """Decorator form of :meth:`add`; returns the function unchanged."""
+        check_keywords("ReadinessMonitor.check", schedule, _SCHEDULE)
 
         def decorate(func: R) -> R:
             self.add(func, name=name, **schedule)
@@ -166,40 +179,29 @@ class ReadinessMonitor:
         check = self._checks[name]
         start = self._clock()
         error: str | None = None
-        if name in self._busy:
-            error = "previous run still hung"
+        outcome = ProbeOutcome.FAIL
+        if self._runner.busy(name):
+            error, outcome = "previous run still hung", ProbeOutcome.TIMEOUT
         else:
-            deadline = asyncio.timeout(check.timeout_s)
-            try:
-                async with deadline:
-                    value = await self._call(check)
-                if value is False:
-                    error = "check returned False"
-            except Exception as exc:
-                if deadline.expired():
-                    error = f"timed out after {check.timeout_s}s"
-                else:
-                    error = current_scrubber().scrub_text(f"{type(exc).__name__}: {safe_str(exc)}")
-        status = ReadinessStatus(name, error is None, self._clock() - start, error, time.time())
+            result = await self._runner.run(check.func, check.timeout_s, name)
+            if result.timed_out:
+                error, outcome = f"timed out after {check.timeout_s}s", ProbeOutcome.TIMEOUT
+            elif result.error is not None:
+                exc = result.error
+                cause = exc.original if isinstance(exc, WorkAborted) else exc
+                error = current_scrubber().scrub_text(f"{type(cause).__name__}: {safe_str(cause)}")
+            elif result.value is False:
+                error = "check returned False"
+            else:
+                outcome = ProbeOutcome.PASS
+        status = ReadinessStatus(
+            name, error is None, self._clock() - start, error, time.time(), outcome
+        )
         previous = self._status.get(name)
         if previous is not None and previous.ok is not False and error is not None:
             _log.warning("readiness check %r failing: %s", name, error)
         self._status[name] = status
         return status
-
-    async def _call(self, check: ReadinessCheck) -> Any:
-        if inspect.iscoroutinefunction(check.func):
-            return await check.func()
-        busy = self._busy
-
-        def run() -> Any:
-            busy.add(check.name)
-            try:
-                return check.func()
-            finally:
-                busy.discard(check.name)
-
-        return await asyncio.get_running_loop().run_in_executor(None, run)
 
     async def _loop(self, check: ReadinessCheck) -> None:
         while True:
@@ -229,17 +231,31 @@ def default_readiness() -> ReadinessMonitor:
     return _default
 
 
+@overload
+def register_readiness_check(func: R, /) -> R: ...
+@overload
+def register_readiness_check(name: str, func: R, /, **schedule: Any) -> R: ...
+@overload
 def register_readiness_check(
-    name: str | None = None, *, interval_s: float = 5.0, timeout_s: float = 2.0
-) -> Callable[[R], R]:
-    """Decorator: register a readiness check on the process-wide monitor.
+    name: str | None = None, /, *, interval_s: float = 5.0, timeout_s: float = 2.0
+) -> Callable[[R], R]: ...
+@overload
+def register_readiness_check(
+    *, name: str | None = None, interval_s: float = 5.0, timeout_s: float = 2.0
+) -> Callable[[R], R]: ...
+def register_readiness_check(*args: Any, **schedule: Any) -> Any:
+    """Register a readiness check on the process-wide monitor.
 
+    Bare (``@register_readiness_check``), called (``@register_readiness_check(interval_s=10)``,
+    ``@register_readiness_check("db")``) or direct (``register_readiness_check(func, ...)``).
     ``add_k8s_probes`` starts the monitor once startup has finished and ``/ready`` reads it.
+
+    Raises:
+        TypeError: an unknown keyword (the message names the accepted ones and the closest).
     """
 
-    def decorate(func: R) -> R:
+    def add(func: ReadinessFunc, **kwargs: Any) -> ReadinessCheck:
         with _lock:
-            _default.add(func, name=name, interval_s=interval_s, timeout_s=timeout_s)
-        return func
+            return _default.add(func, **kwargs)
 
-    return decorate
+    return register("register_readiness_check", add, _SCHEDULE, args, schedule)

@@ -7,6 +7,11 @@ before anything runs, then runs every check whose dependencies succeeded concurr
 ``timeout_s`` and retried with exponential backoff and jitter. Total startup time is therefore
 the critical path through the graph, not the sum of the checks.
 
+Attempts run bounded (see :mod:`flowtel.lifecycle._bounded`): a sync check on a daemon thread of
+its own, an async one as its own task; one that overruns is abandoned, never awaited. A check
+that raises ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or a ``CancelledError`` of
+its own has *failed* (no retry): it neither ends the process nor fakes a shutdown request.
+
 Telemetry: one ``flowtel.startup`` span with a child ``flowtel.startup.check`` span per attempt,
 ``flowtel.startup.retry`` events, and the startup / per-check duration histograms.
 """
@@ -15,23 +20,29 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final, TypeVar, overload
 
 from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from flowtel import semconv
-from flowtel._core._scrub import REDACTED, current_scrubber
-from flowtel._core._values import exception_attributes, qualified_type_name, safe_str
 from flowtel.exceptions import ConfigurationError, StartupError
+from flowtel.lifecycle._attempts import CheckAttempts
+from flowtel.lifecycle._bounded import BoundedRunner
 from flowtel.lifecycle._graph import dependency_order
+from flowtel.lifecycle._outcomes import CheckOutcome, WorkKind
+from flowtel.lifecycle._registration import check_keywords, register, seconds
+from flowtel.lifecycle._report import (
+    CheckFunc,
+    CheckResult,
+    StartupCheck,
+    StartupReport,
+    critical_path,
+)
 from flowtel.lifecycle._state import LifecycleState
 
 __all__ = [
@@ -47,100 +58,10 @@ __all__ = [
 
 _log = logging.getLogger("flowtel.startup")
 
-CheckFunc = Callable[[], Any]
-"""A startup check: sync or async, no arguments; it may return a mapping of details."""
-
 F = TypeVar("F", bound=CheckFunc)
 
-
-class CheckOutcome(StrEnum):
-    """How a startup check (or one attempt of it) ended."""
-
-    SUCCESS = "success"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class StartupCheck:
-    """A registered check and its policy; see :meth:`StartupOrchestrator.add` for the fields."""
-
-    name: str
-    func: CheckFunc
-    priority: int = 100
-    timeout_s: float = 30.0
-    depends_on: tuple[str, ...] = ()
-    retries: int = 0
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
-    critical: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """One check in the startup timeline. Times are seconds since startup began."""
-
-    name: str
-    priority: int
-    critical: bool
-    depends_on: tuple[str, ...]
-    outcome: CheckOutcome
-    attempts: int
-    start_s: float
-    end_s: float
-    details: Mapping[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def duration_s(self) -> float:
-        """Wall time from first attempt to final outcome, backoff included."""
-        return self.end_s - self.start_s
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view (for /health, logs, and the docs)."""
-        return {
-            "name": self.name,
-            "priority": self.priority,
-            "critical": self.critical,
-            "depends_on": list(self.depends_on),
-            "outcome": self.outcome.value,
-            "attempts": self.attempts,
-            "start_s": round(self.start_s, 6),
-            "end_s": round(self.end_s, 6),
-            "duration_s": round(self.duration_s, 6),
-            "details": dict(self.details),
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class StartupReport:
-    """The startup timeline: every check, the resulting state and the critical path."""
-
-    state: LifecycleState
-    started_at: float
-    duration_s: float
-    checks: tuple[CheckResult, ...]
-    critical_path: tuple[str, ...]
-
-    def check(self, name: str) -> CheckResult:
-        """The result of the check called ``name``."""
-        for result in self.checks:
-            if result.name == name:
-                return result
-        raise KeyError(name)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view of the whole report."""
-        return {
-            "state": self.state.value,
-            "started_at": self.started_at,
-            "duration_s": round(self.duration_s, 6),
-            "sum_of_checks_s": round(sum(c.duration_s for c in self.checks), 6),
-            "critical_path": list(self.critical_path),
-            "checks": [c.to_dict() for c in self.checks],
-        }
+_POLICY: Final = ("name", "priority", "timeout_s", "depends_on", "retries", "backoff_s",
+                  "backoff_max_s", "critical")  # fmt: skip
 
 
 class StartupOrchestrator:
@@ -179,7 +100,6 @@ class StartupOrchestrator:
             raise ConfigurationError("jitter", jitter, "a float between 0 and 1")
         self._checks: dict[str, StartupCheck] = {}
         self._max_concurrency = max_concurrency
-        self._jitter = jitter
         self._tracer = trace.get_tracer("flowtel.startup", tracer_provider=tracer_provider)
         meter = metrics.get_meter("flowtel.startup", meter_provider=meter_provider)
         startup, check = (
@@ -193,8 +113,15 @@ class StartupOrchestrator:
             check.name, unit=check.unit, description=check.description
         )
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._attempts = CheckAttempts(
+            self._tracer,
+            self._check_hist,
+            BoundedRunner(WorkKind.STARTUP_CHECK, meter_provider, clock=clock),
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),
+            jitter=jitter,
+        )
         self._report: StartupReport | None = None
         self._started = False
 
@@ -226,10 +153,11 @@ class StartupOrchestrator:
 
         Args:
             func: sync or async callable without arguments; may return a mapping of details.
-                A sync check runs in a worker thread so it never blocks the event loop.
+                A sync check runs on a daemon thread of its own so it never blocks the event
+                loop, and a hung one never holds the process at exit.
             name: unique check name; defaults to the function's name.
             priority: lower runs first when the orchestrator must choose.
-            timeout_s: bound on each attempt.
+            timeout_s: bound on each attempt; an attempt still running then is abandoned.
             depends_on: names of checks that must succeed before this one starts.
             retries: extra attempts after the first failure or timeout.
             backoff_s: delay before the first retry; doubles per retry up to ``backoff_max_s``.
@@ -245,22 +173,21 @@ class StartupOrchestrator:
             raise ConfigurationError("name", check_name, "a name not already registered")
         if not callable(func):
             raise ConfigurationError("func", func, "a callable without arguments")
-        if timeout_s <= 0:
-            raise ConfigurationError("timeout_s", timeout_s, "a number of seconds > 0")
-        if retries < 0:
-            raise ConfigurationError("retries", retries, "an int >= 0")
-        if backoff_s < 0 or backoff_max_s < 0:
-            raise ConfigurationError("backoff_s", backoff_s, "seconds >= 0")
+        timeout = seconds("timeout_s", timeout_s, zero_ok=False)
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 1000:
+            raise ConfigurationError("retries", retries, "an int between 0 and 1000")
+        backoff = seconds("backoff_s", backoff_s, zero_ok=True)
+        backoff_max = seconds("backoff_max_s", backoff_max_s, zero_ok=True)
         deps = (depends_on,) if isinstance(depends_on, str) else tuple(depends_on)
         check = StartupCheck(
-            check_name, func, priority, float(timeout_s), deps, retries, backoff_s,
-            backoff_max_s, critical,
-        )  # fmt: skip
+            check_name, func, priority, timeout, deps, retries, backoff, backoff_max, critical
+        )
         self._checks[check_name] = check
         return check
 
     def check(self, name: str | None = None, **policy: Any) -> Callable[[F], F]:
         """Decorator form of :meth:`add`; returns the function unchanged."""
+        check_keywords("StartupOrchestrator.check", policy, _POLICY)
 
         def decorate(func: F) -> F:
             self.add(func, name=name, **policy)
@@ -307,7 +234,7 @@ class StartupOrchestrator:
                 },
             )
             if report.state is LifecycleState.FAILED:
-                failed = [c.name for c in report.checks if c.critical and not _ok(c)]
+                failed = report.failed_critical
                 root.set_status(Status(StatusCode.ERROR, f"critical checks failed: {failed}"))
         self._startup_hist.record(report.duration_s, {semconv.LIFECYCLE_STATE: report.state.value})
         self._report = report
@@ -335,9 +262,10 @@ class StartupOrchestrator:
                     for name, check in checks.items():
                         if name in started or name in results:
                             continue
-                        bad = [d for d in check.depends_on if d in results and not _ok(results[d])]
+                        bad = [d for d in check.depends_on if d in results and not results[d].ok]
                         if bad:
-                            results[name] = self._skipped(check, bad, self._clock() - t0, root_ctx)
+                            at = self._clock() - t0
+                            results[name] = self._attempts.skipped(check, bad, at, root_ctx)
                             changed = True
                         elif all(d in results for d in check.depends_on):
                             started.add(name)
@@ -345,7 +273,7 @@ class StartupOrchestrator:
                 limit = self._max_concurrency or len(checks) or 1
                 while ready and len(running) < limit:
                     _, _, name = heapq.heappop(ready)
-                    task = asyncio.create_task(self._run_check(checks[name], t0, root_ctx))
+                    task = asyncio.create_task(self._attempts.run(checks[name], t0, root_ctx))
                     running[task] = name
                 if not running:
                     return results
@@ -353,167 +281,23 @@ class StartupOrchestrator:
                 for task in done:
                     results[running.pop(task)] = task.result()
         finally:
-            for task in running:
+            for task in running:  # each stops at once: the work itself is abandoned, not awaited
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
-
-    async def _run_check(self, check: StartupCheck, t0: float, ctx: Any) -> CheckResult:
-        start = self._clock() - t0
-        outcome, error = CheckOutcome.FAILED, None
-        details: Mapping[str, Any] = {}
-        attempt = 0
-        for attempt in range(1, check.retries + 2):
-            outcome, details, error, exc_type = await self._attempt(check, attempt, ctx)
-            if outcome is CheckOutcome.SUCCESS or attempt > check.retries:
-                break
-            delay = self._backoff(check, attempt)
-            trace.get_current_span(ctx).add_event(
-                semconv.EVENT_STARTUP_RETRY,
-                {
-                    semconv.STARTUP_CHECK: check.name,
-                    semconv.STARTUP_ATTEMPT: attempt,
-                    semconv.ERROR_TYPE: exc_type,
-                    semconv.STARTUP_DELAY: delay,
-                },
-            )
-            _log.warning("startup check %r attempt %d %s; retrying in %.2fs: %s",
-                         check.name, attempt, outcome.value, delay, error)  # fmt: skip
-            await self._sleep(delay)
-        end = self._clock() - t0
-        self._check_hist.record(
-            end - start, {semconv.STARTUP_CHECK: check.name, semconv.STARTUP_OUTCOME: outcome.value}
-        )
-        return CheckResult(
-            check.name, check.priority, check.critical, check.depends_on, outcome, attempt,
-            start, end, details, error,
-        )  # fmt: skip
-
-    async def _attempt(
-        self, check: StartupCheck, attempt: int, ctx: Any
-    ) -> tuple[CheckOutcome, Mapping[str, Any], str | None, str]:
-        attributes = _check_attributes(check, attempt)
-        with self._tracer.start_as_current_span(
-            semconv.SPAN_STARTUP_CHECK,
-            context=ctx,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            deadline = asyncio.timeout(check.timeout_s)
-            try:
-                async with deadline:
-                    value = await call_sync_or_async(check.func)
-            except Exception as exc:
-                if deadline.expired():
-                    message = f"timed out after {check.timeout_s}s"
-                    _record_failure(span, CheckOutcome.TIMEOUT, exc, message)
-                    return CheckOutcome.TIMEOUT, {}, message, qualified_type_name(type(exc))
-                message = current_scrubber().scrub_text(f"{type(exc).__name__}: {safe_str(exc)}")
-                _record_failure(span, CheckOutcome.FAILED, exc, message)
-                return CheckOutcome.FAILED, {}, message, qualified_type_name(type(exc))
-            span.set_attribute(semconv.STARTUP_OUTCOME, CheckOutcome.SUCCESS.value)
-            span.set_status(Status(StatusCode.OK))
-            details = _scrub_details(value) if isinstance(value, Mapping) else {}
-            return CheckOutcome.SUCCESS, details, None, ""
-
-    def _backoff(self, check: StartupCheck, attempt: int) -> float:
-        base = min(check.backoff_max_s, check.backoff_s * 2.0 ** (attempt - 1))
-        return base * (1.0 - self._jitter * self._rng.random())
-
-    def _skipped(self, check: StartupCheck, bad: list[str], at: float, ctx: Any) -> CheckResult:
-        error = f"dependency not satisfied: {', '.join(bad)}"
-        attributes = _check_attributes(check, 0)
-        attributes[semconv.STARTUP_OUTCOME] = CheckOutcome.SKIPPED.value
-        tracer = self._tracer
-        span = tracer.start_span(semconv.SPAN_STARTUP_CHECK, context=ctx, attributes=attributes)
-        span.end()
-        self._check_hist.record(
-            0.0, {semconv.STARTUP_CHECK: check.name, semconv.STARTUP_OUTCOME: "skipped"}
-        )
-        return CheckResult(
-            check.name, check.priority, check.critical, check.depends_on, CheckOutcome.SKIPPED,
-            0, at, at, {}, error,
-        )  # fmt: skip
 
     def _build_report(
         self, results: dict[str, CheckResult], started_at: float, t0: float
     ) -> StartupReport:
         ordered = tuple(results[name] for name in self._checks if name in results)
-        if any(c.critical and not _ok(c) for c in ordered):
+        if any(c.critical and not c.ok for c in ordered):
             state = LifecycleState.FAILED
-        elif all(_ok(c) for c in ordered):
+        elif all(c.ok for c in ordered):
             state = LifecycleState.READY
         else:
             state = LifecycleState.DEGRADED
         duration = max((c.end_s for c in ordered), default=self._clock() - t0)
-        return StartupReport(state, started_at, duration, ordered, _critical_path(results))
-
-
-def _ok(result: CheckResult) -> bool:
-    return result.outcome is CheckOutcome.SUCCESS
-
-
-def _critical_path(results: Mapping[str, CheckResult]) -> tuple[str, ...]:
-    """Walk back from the check that ended last through the dependency that ended last."""
-    ran = [r for r in results.values() if r.attempts > 0]
-    if not ran:
-        return ()
-    node: CheckResult | None = max(ran, key=lambda r: r.end_s)
-    path: list[str] = []
-    while node is not None:
-        path.append(node.name)
-        deps = [results[d] for d in node.depends_on if d in results]
-        node = max(deps, key=lambda r: r.end_s) if deps else None
-    return tuple(reversed(path))
-
-
-_MAX_DETAILS = 32
-
-
-def _scrub_details(details: Mapping[Any, Any]) -> dict[str, Any]:
-    """A bounded, JSON-ready, secret-free copy of what a check returned (it reaches /health)."""
-    scrubber = current_scrubber()
-    out: dict[str, Any] = {}
-    for key, value in list(details.items())[:_MAX_DETAILS]:
-        name = str(key)
-        if scrubber.key_is_secret(name):
-            out[name] = REDACTED
-        elif value is None or isinstance(value, bool | int | float):
-            out[name] = value
-        else:
-            out[name] = scrubber.scrub_text(str(value))
-    return out
-
-
-def _check_attributes(check: StartupCheck, attempt: int) -> dict[str, Any]:
-    return {
-        semconv.STARTUP_CHECK: check.name,
-        semconv.STARTUP_PRIORITY: check.priority,
-        semconv.STARTUP_ATTEMPT: attempt,
-        semconv.STARTUP_TIMEOUT: check.timeout_s,
-        semconv.STARTUP_CRITICAL: check.critical,
-    }
-
-
-def _record_failure(span: Span, outcome: CheckOutcome, exc: BaseException, message: str) -> None:
-    event = exception_attributes(exc, current_scrubber(), escaped=True)  # it ended the attempt
-    event[semconv.EXCEPTION_MESSAGE] = message  # the check's own wording ("timed out after 2s")
-    span.set_attribute(semconv.STARTUP_OUTCOME, outcome.value)
-    span.set_attribute(semconv.ERROR_TYPE, event[semconv.EXCEPTION_TYPE])
-    span.add_event(semconv.EVENT_EXCEPTION, event)
-    span.set_status(Status(StatusCode.ERROR, message))
-
-
-async def call_sync_or_async(func: Callable[[], Any]) -> Any:
-    """Await ``func()``: coroutine functions on the loop, anything else in a worker thread (and
-    an awaitable it returns is awaited too). Shared by startup checks and shutdown hooks."""
-    if inspect.iscoroutinefunction(func):
-        return await func()
-    value = await asyncio.to_thread(func)
-    if inspect.isawaitable(value):
-        return await value
-    return value
+        return StartupReport(state, started_at, duration, ordered, critical_path(results))
 
 
 _default = StartupOrchestrator()
@@ -527,9 +311,22 @@ def default_orchestrator() -> StartupOrchestrator:
 @overload
 def register_startup_check(func: F, /) -> F: ...
 @overload
+def register_startup_check(name: str, func: F, /, **policy: Any) -> F: ...
+@overload
 def register_startup_check(
-    func: None = None,
+    name: str | None = None,
     /,
+    *,
+    priority: int = 100,
+    timeout_s: float = 30.0,
+    depends_on: Iterable[str] = (),
+    retries: int = 0,
+    backoff_s: float = 1.0,
+    backoff_max_s: float = 30.0,
+    critical: bool = True,
+) -> Callable[[F], F]: ...
+@overload
+def register_startup_check(
     *,
     name: str | None = None,
     priority: int = 100,
@@ -540,16 +337,18 @@ def register_startup_check(
     backoff_max_s: float = 30.0,
     critical: bool = True,
 ) -> Callable[[F], F]: ...
-def register_startup_check(func: F | None = None, /, **policy: Any) -> F | Callable[[F], F]:
-    """Register a startup check on the process-wide orchestrator (decorator, with or without args).
+def register_startup_check(*args: Any, **policy: Any) -> Any:
+    """Register a startup check on the process-wide orchestrator.
 
-    Keyword arguments are those of :meth:`StartupOrchestrator.add`. ``add_k8s_probes`` and
-    ``managed_lifecycle`` run these checks; the decorated function is returned unchanged.
+    Bare (``@register_startup_check``), called (``@register_startup_check(name=..., ...)``) or
+    direct (``register_startup_check(func, ...)``); the keywords are those of
+    :meth:`StartupOrchestrator.add`. ``add_k8s_probes`` and ``managed_lifecycle`` run these
+    checks; the function is returned unchanged.
+
+    Raises:
+        TypeError: an unknown keyword (the message names the accepted ones and the closest).
     """
-    if func is not None:
-        _default.add(func)
-        return func
-    return _default.check(**policy)
+    return register("register_startup_check", _default.add, _POLICY, args, policy)
 
 
 def startup_report() -> StartupReport | None:

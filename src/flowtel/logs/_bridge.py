@@ -161,7 +161,7 @@ def json_value(key: str, value: object, scrubber: Scrubber, depth: int = 0) -> A
     if depth < _MAX_DEPTH:
         if isinstance(value, Mapping):
             return {
-                str(k): json_value(str(k), v, scrubber, depth + 1)
+                scrubber.scrub_key(str(k)): json_value(str(k), v, scrubber, depth + 1)
                 for k, v in list(value.items())[:128]
             }
         if isinstance(value, list | tuple | set | frozenset):
@@ -269,7 +269,7 @@ class OTelLogHandler(logging.Handler):
         for key, value in extra_fields(record).items():
             converted = attribute_value(key, value, scrubber)
             if converted is not None:
-                attributes[key] = converted
+                attributes[scrubber.scrub_key(key)] = converted
         attributes.update(exception_fields(record, scrubber))
         if record.stack_info:
             attributes[semconv.CODE_STACKTRACE] = scrubber.scrub_text(record.stack_info)

@@ -46,6 +46,7 @@ from flowtel.logs._bridge import (
     message_of,
     record_span_context,
 )
+from flowtel.logs._quiet import ConsoleLogHandler, LibraryLevelFilter, WriterHandler
 
 if TYPE_CHECKING:
     from flowtel._core._settings import Settings
@@ -163,7 +164,15 @@ class ConsoleFormatter(logging.Formatter):
     ``12:00:01.234 INFO  orders.api: order placed order_id=42 [trace 4bf92f35]``: the trace id
     is cut to its first 8 hex digits, enough to match the console span output by eye.
     Exceptions follow on the next lines. Scrubbed like every other output.
+
+    Args:
+        trace_suffix: append ``[trace …]`` (off when the console prints the record under its
+            span already).
     """
+
+    def __init__(self, trace_suffix: bool = True) -> None:
+        super().__init__()
+        self.trace_suffix = trace_suffix
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as one line (plus a traceback when there is one)."""
@@ -176,7 +185,7 @@ class ConsoleFormatter(logging.Formatter):
         for key, value in extra_fields(record).items():
             line += f" {key}={json_value(key, value, scrubber)}"
         trace_id, _ = _ids(record)
-        if trace_id:
+        if trace_id and self.trace_suffix:
             line += f" [trace {trace_id[:8]}]"
         exc = exception_fields(record, scrubber)
         if exc:
@@ -234,12 +243,14 @@ def instrument_logging(
     console: bool = False,
     service_name: str | None = None,
     excluded: Iterable[str] = DEFAULT_EXCLUDED_LOGGERS,
+    library_level: str | int = "WARNING",
 ) -> None:
     """Route stdlib logging to ``logger_provider``; idempotent (a second call replaces the first).
 
-    If the root logger's level is above ``level``, it is lowered so records reach the handler,
-    and each pre-existing root handler is given the old root level, so what your own handlers
-    print does not change.
+    If the root logger's level is above ``level``, it is lowered so the application's records
+    reach the handler, and each pre-existing root handler is given the old root level, so what
+    your own handlers print does not change. Third-party libraries' records below
+    ``library_level`` are dropped by flowtel's handlers (see :class:`LibraryLevelFilter`).
 
     Args:
         logger_provider: SDK ``LoggerProvider`` with the exporting processors attached.
@@ -251,11 +262,14 @@ def instrument_logging(
             the root logger already prints to the console.
         service_name: ``service.name`` for JSON lines.
         excluded: logger names never exported (feedback-loop guard).
+        library_level: minimum level of records written by third-party libraries (code under
+            ``site-packages`` or the standard library); ``WARNING`` by default.
 
     Raises:
         ConfigurationError: ``level`` is not a valid level.
     """
     levelno = parse_level("log_level", level)
+    quiet = LibraryLevelFilter(parse_level("library_log_level", library_level))
     global _current
     with _lock:
         if _current is not None:
@@ -277,13 +291,13 @@ def instrument_logging(
                     state.reformatted.append((handler, handler.formatter))
                     handler.setFormatter(formatter)
             elif not consoles:
-                stream = logging.StreamHandler(sys.stdout)
-                stream.setLevel(levelno)
-                stream.setFormatter(formatter)
+                stream = _stdout_handler(json_logs, levelno, service_name)
                 stream.addFilter(_filter)
+                stream.addFilter(quiet)
                 state.added.append(stream)
         otel = OTelLogHandler(logger_provider, level=levelno, excluded=excluded)
         otel.addFilter(_filter)
+        otel.addFilter(quiet)
         state.added.append(otel)
         if root.level > levelno:
             state.root_level = root.level
@@ -297,10 +311,31 @@ def instrument_logging(
         _current = state
 
 
+def _stdout_handler(json_logs: bool, level: int, service_name: str | None) -> logging.Handler:
+    """What prints records on stdout without ever blocking the application.
+
+    With the console exporter, records go through the console (under their span, in order with
+    the span lines); JSON lines go through a writer thread of their own.
+    """
+    from flowtel._export._console import active_console
+    from flowtel._export._console_writer import ConsoleWriter
+
+    console = None if json_logs else active_console()
+    if console is not None:
+        handler: logging.Handler = ConsoleLogHandler(console, level)
+        handler.setFormatter(ConsoleFormatter(trace_suffix=False))
+        return handler
+    handler = WriterHandler(ConsoleWriter(sys.stdout), level)
+    handler.setFormatter(JsonFormatter(service_name) if json_logs else ConsoleFormatter())
+    return handler
+
+
 def _restore(state: _Installation) -> None:
     root = logging.getLogger()
     for handler in state.added:
         root.removeHandler(handler)
+        if isinstance(handler, WriterHandler):
+            handler.close()
     for handler in state.filtered:
         handler.removeFilter(_filter)
     for handler, formatter in state.reformatted:
@@ -347,6 +382,7 @@ def options_from(settings: Settings) -> dict[str, Any]:
         "json_logs": settings.json_logs,
         "console": settings.exporter == "console",
         "service_name": settings.service_name,
+        "library_level": settings.library_log_level,
     }
 
 

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -37,6 +37,7 @@ from flowtel.sentry import _dedupe as dd
 from flowtel.sentry import _event as ev
 from flowtel.sentry import _sdk as sdkx
 from flowtel.sentry._outcomes import SDK_REASONS, SentryDropReason, SentryOutcome, SentryTag
+from flowtel.sentry._payload import build_payload, exported, link_trace
 
 if TYPE_CHECKING:
     from types import ModuleType, TracebackType
@@ -146,46 +147,19 @@ class SentryBridge(SpanProcessor):
         Raises:
             ImportError: sentry-sdk is not installed.
         """
-        import sentry_sdk
-        from sentry_sdk.integrations.excepthook import ExcepthookIntegration
-        from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
-        from sentry_sdk.integrations.threading import ThreadingIntegration
+        from flowtel.sentry._init import init_sdk
 
-        self._sdk = sentry_sdk
         self._send_pii = send_default_pii
         if environment is not None:
             self._environment = environment
-        ignore_logger(__name__)
-        # The exporters' own failure logs ("failed to export ...") are telemetry plumbing, not
-        # application errors: never turn them into Sentry events (and never on export threads).
-        for plumbing in ("opentelemetry", "grpc", "urllib3", "flowtel.export"):
-            ignore_logger(plumbing)
-        sentry_sdk.init(
-            dsn=dsn,
-            environment=self._environment,
-            release=release,
+        self._sdk, self._client = init_sdk(
+            self,
+            dsn,
             sample_rate=sample_rate,
-            **sdkx.pii_options(send_default_pii),
-            traces_sample_rate=None,
-            default_integrations=False,
-            auto_enabling_integrations=False,
-            integrations=[
-                LoggingIntegration(level=logging.INFO, event_level=logging.ERROR),
-                ExcepthookIntegration(),
-                ThreadingIntegration(),
-            ],
-            include_local_variables=False,
-            max_request_body_size="medium" if send_default_pii else "never",
-            before_send=cast(Any, self.before_send),
-            transport=sdkx.counting_transport(
-                sentry_sdk,
-                on_queued=lambda n: self._count(SentryOutcome.SENT, None, n),
-                on_lost=self._count_sdk_loss,
-            ),
+            release=release,
+            send_default_pii=send_default_pii,
             transport_queue_size=transport_queue_size,
-            shutdown_timeout=self._shutdown_timeout_s,
         )
-        self._client = sentry_sdk.get_client()
 
     # -- SpanProcessor -------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -335,7 +309,13 @@ class SentryBridge(SpanProcessor):
             sdk = self._sdk
             if sdk is None:
                 return
-            payload = self._payload(job, sdk.get_client().options)
+            payload = build_payload(
+                job,
+                sdk.get_client().options,
+                send_pii=self._send_pii,
+                environment=self._environment,
+                url_template=self._trace_url_template,
+            )
             exc = job.exc
             exc_info = (type(exc), exc, job.tb) if exc is not None else None
             current, isolation = job.scopes
@@ -345,73 +325,14 @@ class SentryBridge(SpanProcessor):
             self._warn_once("capture", "flowtel: Sentry bridge failed to build an event")
             self._count(SentryOutcome.DROPPED, SentryDropReason.BRIDGE_ERROR)
 
-    def _payload(self, job: _Capture, client_options: dict[str, Any]) -> dict[str, Any]:
-        scrubber = current_scrubber()
-        span, exc, event = job.span, job.exc, job.event
-        mech = {"type": job.mechanism, "handled": job.handled}
-        if exc is not None:
-            from sentry_sdk.utils import exceptions_from_error_tuple
-
-            values: list[dict[str, Any]] = exceptions_from_error_tuple(
-                (type(exc), exc, job.tb), client_options, mech
-            )
-        else:
-            attrs = (event.attributes if event is not None else None) or {}
-            values = [ev.parsed_exception_value(attrs, mech, scrubber)]
-        ev.scrub_exception_values(values, scrubber)
-        payload: dict[str, Any] = {
-            "level": "error",
-            "platform": "python",
-            "exception": {"values": values},
-            "transaction": span.name,
-            "tags": self._tags(span),
-            "contexts": {
-                "trace": ev.trace_context(span),
-                "otel": {
-                    "attributes": ev.exportable_attributes(
-                        span.attributes, scrubber, send_pii=self._send_pii
-                    ),
-                    "resource": ev.exportable_attributes(
-                        span.resource.attributes, scrubber, send_pii=self._send_pii
-                    ),
-                },
-            },
-        }
-        if self._trace_url_template is not None:
-            payload["contexts"]["otel"]["trace_url"] = self._trace_url_template.format(
-                trace_id=trace.format_trace_id(span.context.trace_id),
-                span_id=trace.format_span_id(span.context.span_id),
-            )
-        if event is not None:
-            payload["timestamp"] = event.timestamp / 1e9
-        if job.message:
-            payload["logentry"] = {"message": scrubber.scrub_text(job.message)}
-        return payload
-
-    def _tags(self, span: ReadableSpan) -> dict[str, str]:
-        resource = span.resource.attributes
-        tags: dict[str, str] = {
-            SentryTag.OPERATION.value: ev.span_operation(span),
-            SentryTag.TRACE_ID.value: trace.format_trace_id(span.context.trace_id),
-        }
-        service = resource.get(semconv.SERVICE_NAME)
-        if service is not None:
-            tags[SentryTag.SERVICE.value] = str(service)
-        env = self._environment or resource.get(semconv.DEPLOYMENT_ENVIRONMENT)
-        if env is not None:
-            tags[SentryTag.ENVIRONMENT.value] = str(env)
-        component = ev.span_component(span)
-        if component is not None:
-            tags[SentryTag.COMPONENT.value] = component
-        return tags
-
     def _before_send(self, event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any] | None:
         scrubber = current_scrubber()
         span = hint.get(_HINT_KEY)
         if isinstance(span, ReadableSpan):
             # Scope processors may have replaced the trace context with sentry's own ids.
-            event.setdefault("contexts", {})["trace"] = ev.trace_context(span)
-            sdkx.scrub_event(event, scrubber, exceptions=False)  # exceptions: scrubbed at build
+            link_trace(event, span.context, ev.trace_context(span), self._trace_url_template)
+            # Every field (transaction, tags, contexts, threads, ...); exceptions: at build.
+            ev.scrub_event(event, scrubber, exceptions=False)
             return event
         else:
             exc_info = hint.get("exc_info")
@@ -427,17 +348,12 @@ class SentryBridge(SpanProcessor):
                         if len(self._pending) < self._max_pending:
                             message = _log_message(hint["log_record"])
                             self._pending[id(exc)] = (exc, cctx.span_id, message)
+                            exported(cctx)  # keep its trace (tail sampling): the event links it
                             return None  # reported when its span ends, unless a span does
                 dd.mark_reported(exc)
             if cctx.is_valid:
-                event.setdefault("contexts", {})["trace"] = {
-                    "trace_id": trace.format_trace_id(cctx.trace_id),
-                    "span_id": trace.format_span_id(cctx.span_id),
-                }
-                event.setdefault("tags", {})[SentryTag.TRACE_ID.value] = trace.format_trace_id(
-                    cctx.trace_id
-                )
-        sdkx.scrub_event(event, scrubber)
+                link_trace(event, cctx, None, self._trace_url_template)
+        ev.scrub_event(event, scrubber)
         return event
 
     def _count(self, outcome: SentryOutcome, reason: SentryDropReason | None, n: int = 1) -> None:

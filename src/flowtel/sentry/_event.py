@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
-from flowtel._core._scrub import Scrubber
+from flowtel._core._scrub import REDACTED, Scrubber
 from flowtel._core._values import qualified_type_name, safe_str
 from flowtel.exceptions import ConfigurationError
 
@@ -167,7 +167,7 @@ def exportable_attributes(
             continue
         if not send_pii and key.startswith(PII_KEY_PREFIXES):
             continue
-        out[key] = scrubber.scrub_value(key, value)
+        out[scrubber.scrub_key(key)] = scrubber.scrub_value(key, value)
     return out
 
 
@@ -241,6 +241,53 @@ def scrub_exception_values(values: list[dict[str, Any]], scrubber: Scrubber) -> 
                         frame[key] = [
                             _SOURCE_LINES(scrubber, x) if isinstance(x, str) else x for x in lines
                         ]
+
+
+_SOURCE_KEYS: Final = frozenset({"context_line", "pre_context", "post_context"})
+_MAX_DEPTH: Final = 16
+
+
+def _walk(value: Any, key: str, scrubber: Scrubber, depth: int) -> Any:
+    """``value`` (found under ``key``) with every string scrubbed, names included."""
+    if key and scrubber.key_is_secret(key) and value is not None and value != "":
+        return REDACTED
+    if isinstance(value, str):
+        if key in _SOURCE_KEYS:
+            return _SOURCE_LINES(scrubber, value)
+        return scrubber.scrub_text(value)
+    if depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple):
+        return REDACTED  # deeper than sentry-sdk itself would send: never sent unread
+    if isinstance(value, dict):
+        return {
+            (scrubber.scrub_key(k) if isinstance(k, str) else k): _walk(
+                v, k if isinstance(k, str) else "", scrubber, depth + 1
+            )
+            for k, v in value.items()
+            if k != "vars"  # frame locals: never sent, whatever the SDK options say
+        }
+    if isinstance(value, list | tuple):
+        return [_walk(v, key, scrubber, depth + 1) for v in value]
+    return value
+
+
+def scrub_event(event: dict[str, Any], scrubber: Scrubber, *, exceptions: bool = True) -> None:
+    """Scrub every field of a Sentry event in place: names and values, at any depth.
+
+    Covers what sentry-sdk, its integrations and scopes add (``transaction``, ``tags``,
+    ``contexts``, ``threads`` stacks, ``breadcrumbs``, ``request``, ``extra``, ``user``,
+    ``logentry``), not a list of known fields, so a new field is scrubbed too. Breadcrumb
+    ``data`` is dropped (it holds whole request/response payloads). ``exceptions=False`` skips
+    exception values already scrubbed when the event was built.
+    """
+    crumbs = event.get("breadcrumbs")
+    values = crumbs.get("values") if isinstance(crumbs, dict) else None
+    for crumb in values or ():
+        if isinstance(crumb, dict):
+            crumb.pop("data", None)
+    for key in list(event):
+        if key == "exception" and not exceptions:
+            continue
+        event[key] = _walk(event[key], key, scrubber, 0)
 
 
 def check_url_template(template: str | None) -> None:

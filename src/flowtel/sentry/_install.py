@@ -4,14 +4,49 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import urllib.parse
 from typing import TYPE_CHECKING
 
+from flowtel.exceptions import ConfigurationError
 from flowtel.sentry._bridge import SentryBridge
 
 _log = logging.getLogger("flowtel.sentry")
 
 if TYPE_CHECKING:
     from flowtel._core._telemetry import Telemetry
+
+
+def masked_dsn(dsn: str) -> str:
+    """``dsn`` with its key replaced by ``***``: safe to print."""
+    try:
+        url = urllib.parse.urlsplit(dsn)
+        host = url.hostname or "?"
+        port = f":{url.port}" if url.port else ""
+    except ValueError:
+        return "<dsn>"
+    return f"{url.scheme}://***@{host}{port}{url.path}"
+
+
+def check_dsn(dsn: str) -> None:
+    """Raise :class:`ConfigurationError` (key masked) if sentry-sdk would reject ``dsn``.
+
+    Without this, sentry-sdk raises inside ``init`` and the application runs on without Sentry
+    after a long traceback. Does nothing when sentry-sdk is not installed (``_install`` warns).
+    """
+    if importlib.util.find_spec("sentry_sdk") is None:
+        return
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(dsn)
+    except (BadDsn, ValueError) as exc:
+        reason = str(exc).replace(dsn, masked_dsn(dsn))
+        raise ConfigurationError(
+            "sentry_dsn",
+            masked_dsn(dsn),
+            "a DSN sentry-sdk accepts, like 'https://<public_key>@<host>/<project_id>' with a "
+            f"numeric project id, as copied from Sentry's project settings ({reason})",
+        ) from None
 
 
 def _install(telemetry: Telemetry) -> None:

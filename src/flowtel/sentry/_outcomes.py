@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
-
-if TYPE_CHECKING:
-    pass
+from typing import Final
 
 
 class SentryOutcome(StrEnum):
@@ -46,3 +43,4 @@ class SentryTag(StrEnum):
     COMPONENT = "component"
     OPERATION = "operation"
     TRACE_ID = "trace_id"  # the OTel trace id: paste into Tempo, or use a link template
+    TRACE_SAMPLED = "trace_sampled"  # "false": the trace was sampled out, so no trace id is sent

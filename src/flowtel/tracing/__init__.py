@@ -7,6 +7,9 @@ Spans start here through the OpenTelemetry API; flowtel's TracerProvider and sam
 
 from __future__ import annotations
 
-from flowtel.tracing._traced import SpanScope, span, traced
+from flowtel._core._sampling import Sampling
+from flowtel.tracing._keep import keep_trace
+from flowtel.tracing._span import SpanScope, span
+from flowtel.tracing._traced import traced
 
-__all__ = ["SpanScope", "span", "traced"]
+__all__ = ["Sampling", "SpanScope", "keep_trace", "span", "traced"]

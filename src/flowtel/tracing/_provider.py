@@ -41,6 +41,20 @@ def _reads_attributes_on_start(processor: SpanProcessor) -> bool:
     return not kind.__module__.startswith("flowtel.")
 
 
+def _wants_sampled_out_spans(processor: SpanProcessor) -> bool:
+    """Whether ``processor`` may look at spans that are recorded but not sampled: the SDK's
+    exporting processors and flowtel's own (which export, print or count them) do not; tail
+    sampling buffers every span, and anything else might."""
+    kind = type(processor)
+    if kind in _SDK_BLIND:
+        return False
+    from flowtel.tracing._tail import TailSamplingProcessor
+
+    if isinstance(processor, TailSamplingProcessor):
+        return True
+    return not kind.__module__.startswith("flowtel.")
+
+
 class FlowtelTracerProvider(TracerProvider):
     """The SDK TracerProvider, tracking whether span attributes may be written after start."""
 
@@ -49,16 +63,41 @@ class FlowtelTracerProvider(TracerProvider):
         self.limits = span_limits
         self.presets_allowed = True
         """False once a processor that may read attributes in ``on_start`` was added."""
+        self.light_allowed = True
+        """False once a processor that may want sampled-out spans was added (see _light)."""
+        self.light_counter: SpanProcessor | None = None
+        """The error processor: it counts the sampled-out calls ``@traced`` does not record."""
         self._flowtel_lock = threading.Lock()
 
     def add_span_processor(self, span_processor: SpanProcessor) -> None:
         """Add ``span_processor``; one that may read attributes in ``on_start`` ends presets."""
         super().add_span_processor(span_processor)
-        if _reads_attributes_on_start(span_processor):
+        presets = not _reads_attributes_on_start(span_processor)
+        light = not _wants_sampled_out_spans(span_processor)
+        if not (presets and light):
             with self._flowtel_lock:
-                if self.presets_allowed:
-                    self.presets_allowed = False
+                was = (self.presets_allowed, self.light_allowed)
+                self.presets_allowed = self.presets_allowed and presets
+                self.light_allowed = self.light_allowed and light
+                if (self.presets_allowed, self.light_allowed) != was:
                     HUB.invalidate()  # @traced sites pick up the change
+
+    def light_mode(self) -> Any:
+        """A :class:`~flowtel.tracing._light.LightMode` when sampled-out ``@traced`` calls may
+        be counted without an SDK span: flowtel's ratio sampler recording what it does not
+        sample, and no processor that would look at such spans; else None."""
+        from flowtel.tracing._light import LightMode
+        from flowtel.tracing._sampler import RatioSampler
+
+        sampler = self.sampler
+        if not (
+            self.light_allowed
+            and isinstance(sampler, RatioSampler)
+            and sampler.records_unsampled
+            and sampler.rate < 1.0
+        ):
+            return None
+        return LightMode(self.light_counter, sampler.rate, sampler.parent_based)
 
 
 _layout: bool | None = None

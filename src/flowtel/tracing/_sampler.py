@@ -58,6 +58,21 @@ class RatioSampler(Sampler):
             return SamplingResult(decision, attributes, parent.trace_state)
         return SamplingResult(self._ratio(trace_id), attributes)
 
+    @property
+    def rate(self) -> float:
+        """The fraction of root traces sampled."""
+        return self._rate
+
+    @property
+    def parent_based(self) -> bool:
+        """Whether a parent's sampled flag decides."""
+        return self._parent_based
+
+    @property
+    def records_unsampled(self) -> bool:
+        """Whether sampled-out spans are recorded (so that they are counted)."""
+        return self._unsampled is Decision.RECORD_ONLY
+
     def _ratio(self, trace_id: int) -> Decision:
         if trace_id & _TRACE_ID_LIMIT < self._bound:
             return Decision.RECORD_AND_SAMPLE

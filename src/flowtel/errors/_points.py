@@ -1,0 +1,126 @@
+"""Metric points read from the counters' cumulative streams, a chunk of keys at a time.
+
+Why apart from ``_buckets``: counting runs for every span, these run once per metric
+collection. Each function reads one chunk of keys under the processor's lock (see
+``_metrics.chunked``) and copies only what it must; the points are finished outside the lock.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from flowtel import semconv
+from flowtel.errors._streams import Attributes, DurationPoint, ExemplarSample, Stream, StreamId
+
+if TYPE_CHECKING:
+    from flowtel.errors._buckets import _Op
+
+__all__ = ["call_points", "duration_copies", "duration_points", "error_attributes", "error_points"]
+
+
+def call_points(ops: Sequence[_Op]) -> list[Stream]:
+    """Every stream of ``ops`` that counted a call (under the lock: the dicts may grow).
+
+    Only references are collected, no tuple per point: an allocation under the lock can
+    start a garbage-collector pass there. The caller reads ``calls`` and ``attributes``
+    outside the lock (an int read is atomic; a cumulative count may only be newer).
+    """
+    out: list[Stream] = []
+    for op in ops:
+        for streams in op.all_streams():
+            for stream in (streams.ok, streams.unset, *streams.failed.values()):
+                if stream.calls:
+                    out.append(stream)
+    return out
+
+
+def error_points(ops: Sequence[_Op]) -> list[Stream | tuple[int, Attributes, str]]:
+    """The failed streams of ``ops``, and (count, attributes, error type) per handled type.
+
+    A stream's attributes are final (component and operation scrubbed, dimension values
+    included); :func:`error_attributes` drops ``otel.status_code`` and adds the handled flag
+    outside the lock. Handled errors (``record_error``) carry no dimension values.
+    """
+    out: list[Stream | tuple[int, Attributes, str]] = []
+    for op in ops:
+        for streams in op.all_streams():
+            out.extend(streams.failed.values())
+        if op.handled:
+            base = op.ok.attributes
+            out.extend((n, base, t) for t, n in op.handled.items())
+    return out
+
+
+_Copy = tuple[
+    StreamId, Attributes, "array[int]", float, float, float, tuple[ExemplarSample | None, ...]
+]
+
+
+def duration_copies(ops: Sequence[_Op], interval: int | None = None) -> list[_Copy]:
+    """What :func:`duration_points` needs of every stream that counted something (a copy).
+
+    With ``interval`` (from ``OperationCounters.add_interval``), min and max are those since
+    the previous call for that interval, which restarts it.
+    """
+    copies: list[_Copy] = []
+    for op in ops:
+        for streams in op.all_streams():
+            for error_type, stream in (
+                (None, streams.ok),
+                (None, streams.unset),
+                *streams.failed.items(),
+            ):
+                if not stream.calls:
+                    continue
+                low, high = _min_max(stream, interval)
+                samples = tuple(stream.exemplars) if stream.exemplars is not None else ()
+                identity: StreamId = (op.key, streams.dims, stream.status, error_type)
+                copies.append(
+                    (identity, stream.attributes, stream.counts[:], stream.sum, low, high, samples)
+                )
+    return copies
+
+
+def _min_max(stream: Stream, interval: int | None) -> tuple[float, float]:
+    if interval is None:
+        return stream.min, stream.max
+    low, high = stream.lo[interval], stream.hi[interval]
+    stream.lo[interval], stream.hi[interval] = math.inf, -math.inf
+    return low, high
+
+
+def duration_points(copies: Sequence[_Copy], exemplars_since_ns: int = 0) -> list[DurationPoint]:
+    """The histograms of ``copies`` (outside the lock) that have counted a duration.
+
+    Exemplars older than ``exemplars_since_ns`` were already handed to this reader (the SDK's
+    reservoirs reset at every collection).
+    """
+    points: list[DurationPoint] = []
+    for identity, attributes, counts, total, low, high, samples in copies:
+        observations = sum(counts)
+        if not observations:
+            continue
+        bucket_counts = counts.tolist()
+        fresh = tuple(e for e in samples if e is not None and e.time_ns > exemplars_since_ns)
+        points.append(
+            DurationPoint(
+                identity, attributes, bucket_counts, observations, total, low, high, fresh
+            )
+        )
+    return points
+
+
+def error_attributes(point: Stream | tuple[int, Attributes, str]) -> tuple[int, Attributes]:
+    """The ``flowtel.errors`` count and attributes of an :func:`error_points` entry."""
+    if isinstance(point, Stream):
+        n, attributes, handled = point.calls, point.attributes, False
+    else:
+        n, attributes, error_type = point
+        attributes = {**attributes, semconv.ERROR_TYPE: error_type}
+        handled = True
+    out = {k: v for k, v in attributes.items() if k != semconv.OTEL_STATUS_CODE}
+    out[semconv.ERROR_HANDLED] = handled
+    return n, out
