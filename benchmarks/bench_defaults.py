@@ -29,6 +29,14 @@ from pathlib import Path
 from typing import Any
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+ONLY = {k for k in os.environ.get("BENCH_ONLY", "").split(",") if k}
+"""``BENCH_ONLY=failing,nested_10``: run only these rows (keys as in the RESULT lines)."""
+
+
+def wanted(*keys: str) -> bool:
+    return not ONLY or bool(ONLY.intersection(keys))
+
+
 ROUNDS = 5 if QUICK else 11
 CALLS = 2_000 if QUICK else 10_000
 EXPORT_SPANS = 40_000 if QUICK else 200_000
@@ -174,7 +182,8 @@ def main() -> int:
             with tracer.start_as_current_span("work", attributes=attrs):
                 return 1
 
-        results["success_sync"] = paired("successful call, sync", raw_work, work, CALLS)
+        if wanted("success_sync"):
+            results["success_sync"] = paired("successful call, sync", raw_work, work, CALLS)
 
         @flowtel.traced(component="bench", operation="awork")
         async def awork() -> int:
@@ -184,9 +193,10 @@ def main() -> int:
             with tracer.start_as_current_span("awork", attributes=attrs):
                 return 1
 
-        results["success_async"] = paired(
-            "successful call, async", drive(raw_awork), drive(awork), CALLS
-        )
+        if wanted("success_async"):
+            results["success_async"] = paired(
+                "successful call, async", drive(raw_awork), drive(awork), CALLS
+            )
 
         # --- 2. failing call ------------------------------------------------------------------
         @flowtel.traced(component="bench", operation="fail")
@@ -206,7 +216,10 @@ def main() -> int:
             except ValueError:
                 pass
 
-        results["failing"] = paired("failing call (exception recorded)", raw_fail, call_fail, CALLS)
+        if wanted("failing"):
+            results["failing"] = paired(
+                "failing call (exception recorded)", raw_fail, call_fail, CALLS
+            )
 
         # --- 3. an exception escaping nested frames -------------------------------------------
         def nested_flowtel(depth: int) -> Callable[[], None]:
@@ -248,15 +261,17 @@ def main() -> int:
             return run
 
         deep_calls = max(CALLS // 20, 100)
-        results["nested_10"] = paired(
-            "exception through 10 nested frames", nested_raw(10), nested_flowtel(10), deep_calls
-        )
-        results["nested_50"] = paired(
-            "exception through 50 nested frames",
-            nested_raw(50),
-            nested_flowtel(50),
-            deep_calls // 5,
-        )
+        if wanted("nested_10"):
+            results["nested_10"] = paired(
+                "exception through 10 nested frames", nested_raw(10), nested_flowtel(10), deep_calls
+            )
+        if wanted("nested_50"):
+            results["nested_50"] = paired(
+                "exception through 50 nested frames",
+                nested_raw(50),
+                nested_flowtel(50),
+                deep_calls // 5,
+            )
 
         # --- 4. a log record inside a span ------------------------------------------------------
         app_log = logging.getLogger("bench.app")
@@ -269,7 +284,8 @@ def main() -> int:
             with tracer.start_as_current_span("logging"):
                 raw.log.info("order %s placed for %s", 1234, "alice")
 
-        results["log_record"] = paired("log record inside a span", raw_log, flowtel_log, CALLS)
+        if wanted("log_record"):
+            results["log_record"] = paired("log record inside a span", raw_log, flowtel_log, CALLS)
 
         # --- 5. sampled out at 0.1, counted exactly -------------------------------------------
         telemetry.shutdown()
@@ -288,17 +304,20 @@ def main() -> int:
             with tracer.start_as_current_span("sampled", attributes=attrs):
                 return 1
 
-        results["sampled_0_1"] = paired(
-            "call at sample_rate=0.1 (flowtel counts every call)", raw_sampled, sampled, CALLS
-        )
+        if wanted("sampled_0_1"):
+            results["sampled_0_1"] = paired(
+                "call at sample_rate=0.1 (flowtel counts every call)", raw_sampled, sampled, CALLS
+            )
         telemetry.shutdown()
         raw.shutdown()
 
         # --- 6. export throughput: 4 threads, queue sized for the load ------------------------
-        results["export_throughput"] = export_throughput(flowtel, endpoint)
+        if wanted("export_throughput"):
+            results["export_throughput"] = export_throughput(flowtel, endpoint)
 
         # --- 7. OTLP encoding per span ----------------------------------------------------------
-        results["encoding"] = encoding_cost(flowtel)
+        if wanted("encoding"):
+            results["encoding"] = encoding_cost(flowtel)
     finally:
         if sink.stdin is not None:
             sink.stdin.close()

@@ -414,6 +414,30 @@ def overview() -> Json:
         ),
         w=8,
     )
+    work, work_name = label(sc.LIFECYCLE_WORK), label(sc.LIFECYCLE_WORK_NAME)
+    abandoned = label(sc.LIFECYCLE_ABANDONED)
+    lay.add(
+        panel(
+            "table",
+            "Lifecycle timeouts",
+            "Startup checks, readiness checks, shutdown hooks and flushes that overran their "
+            "timeout_s, as counted by each instance seen in the time range (abandoned: still "
+            "running when left behind). max_over_time, not increase(): a timeout usually happens "
+            "once per start or stop, and a counter's first sample shows no increase.",
+            [
+                target(
+                    f"sum by ({work}, {work_name}, {abandoned}) "
+                    f"(max_over_time({sel(sc.METRIC_LIFECYCLE_TIMEOUTS)}[$__range]))",
+                    format="table",
+                    instant=True,
+                    range=False,
+                )
+            ],
+            showHeader=True,
+        ),
+        w=24,
+        h=6,
+    )
     traces = panel(
         "table",
         "Startup traces",
@@ -602,6 +626,38 @@ def overview() -> Json:
                 )
             ],
             unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "timeseries",
+            "Console output dropped",
+            "Console lines (exporter=console) dropped because the terminal or pipe did not keep "
+            "up, or were still queued at shutdown.",
+            [
+                target(
+                    f"sum by ({reason}) ({rate(sel(sc.METRIC_CONSOLE_DROPPED))})",
+                    f"{{{{{reason}}}}}",
+                )
+            ],
+            unit="ops",
+        ),
+        w=12,
+    )
+    lay.add(
+        panel(
+            "stat",
+            "flowtel doctor test points",
+            "Test points that `flowtel doctor` sent through the OTLP pipeline and that reached "
+            "Prometheus in the time range, per service: proof that the path from a service's "
+            "host to the dashboards works. Each run is one series (its own instance) with value 1.",
+            [
+                target(
+                    f"sum by (job) (last_over_time({sel(sc.METRIC_DOCTOR)}[$__range]))",
+                    "{{job}}",
+                )
+            ],
         ),
         w=12,
     )

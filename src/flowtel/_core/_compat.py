@@ -20,6 +20,9 @@ The accesses, why, and the fallback:
   SDK ``Histogram`` instrument.
 - ``opentelemetry.metrics._internal._PROXY_METER_PROVIDER``: tells the API's
   pre-configuration proxy from a real provider. Fallback: every provider counts as real.
+- sentry-sdk ``HttpTransport._send_envelope`` and ``_request`` (overridden, verified on sentry-sdk
+  2.20 through 2.76): the transport's public hooks say what is lost, never what Sentry accepted.
+  Fallback: the Sentry bridge counts an event ``sent`` when sentry-sdk's transport queued it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ __all__ = [
     "SDK_SPAN_CLASS",
     "direct_span_reads",
     "reader_collect_hooks",
+    "sentry_send_hooks",
     "span_attribute_dict_ok",
     "write_preset",
 ]

@@ -7,7 +7,6 @@ value and what is accepted, instead of silently dropping telemetry later.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
@@ -20,7 +19,6 @@ from flowtel._core._otlp import OtlpSignal, otlp_endpoint_configured, resolve_ot
 from flowtel._core._parse import (
     EXPORTERS,
     PROPAGATORS,
-    SAMPLERS,
     SIGNALS,
     env,
     parse_bool,
@@ -30,9 +28,9 @@ from flowtel._core._parse import (
     parse_int,
     parse_level,
     parse_patterns,
-    parse_resource_attributes,
     parse_url_template,
 )
+from flowtel._core._resource import head_sampling, resolve_resource
 from flowtel._core._sampling import Sampling, parse_sampling
 from flowtel.exceptions import ConfigurationError
 
@@ -45,17 +43,6 @@ DEFAULT_BATCH_EXPORT_TIMEOUT_S: Final = 10.0
 DEFAULT_BATCH_MAX_QUEUE_SIZE: Final = 2048
 DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE: Final = 512
 DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 30.0
-AUTO_INSTANCE_IDS: Final[set[str]] = set()
-"""The ``service.instance.id`` values flowtel generated (a forked child replaces these)."""
-
-
-def new_instance_id() -> str:
-    """A fresh ``service.instance.id``, remembered as generated (not chosen by the user)."""
-    instance_id = str(uuid.uuid4())
-    AUTO_INSTANCE_IDS.add(instance_id)
-    return instance_id
-
-
 MAX_DURATION_S: Final = 3600.0
 """Upper bound of every duration option (timeouts, delays, drain, export interval): larger
 values are unit mistakes, and overflow the waits they end up in (``Thread.join``)."""
@@ -118,25 +105,6 @@ class Settings(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 
 
-def _sampling(sample_rate: object) -> tuple[float, bool]:
-    """Resolve (rate, parent_based) from ``sample_rate`` or ``OTEL_TRACES_SAMPLER[_ARG]``."""
-    if not isinstance(sample_rate, _Unset) and sample_rate is not None:
-        return parse_float("sample_rate", sample_rate, minimum=0.0, maximum=1.0), True
-    raw = env("OTEL_TRACES_SAMPLER")
-    if raw is None:
-        return 1.0, True
-    name = parse_choice("OTEL_TRACES_SAMPLER", raw, SAMPLERS)
-    parent_based = name.startswith("parentbased_")
-    kind = name.removeprefix("parentbased_")
-    if kind == "always_on":
-        return 1.0, parent_based
-    if kind == "always_off":
-        return 0.0, parent_based
-    arg = env("OTEL_TRACES_SAMPLER_ARG")
-    rate = 1.0 if arg is None else parse_float("OTEL_TRACES_SAMPLER_ARG", arg, minimum=0, maximum=1)
-    return rate, parent_based
-
-
 def resolve(options: Options) -> Settings:
     """Build :class:`Settings` from ``configure_telemetry()`` keywords (``UNSET``: not given)."""
 
@@ -147,46 +115,7 @@ def resolve(options: Options) -> Settings:
     sdk_disabled = parse_bool("OTEL_SDK_DISABLED", env("OTEL_SDK_DISABLED") or "false")
 
     # Resource ---------------------------------------------------------------------------------
-    resource: dict[str, str] = {}
-    if env("OTEL_RESOURCE_ATTRIBUTES"):
-        resource.update(
-            parse_resource_attributes("OTEL_RESOURCE_ATTRIBUTES", env("OTEL_RESOURCE_ATTRIBUTES"))
-        )
-    given = options.resource_attributes
-    if not isinstance(given, _Unset) and given is not None:
-        resource.update(parse_resource_attributes("resource_attributes", given))
-
-    opt, service_name = pick(options.service_name, "service_name", "OTEL_SERVICE_NAME", None)
-    if service_name is None:
-        service_name = resource.get("service.name") or "unknown_service"
-    if not isinstance(service_name, str) or not service_name.strip():
-        raise ConfigurationError(opt, service_name, "a non-empty string")
-
-    opt, service_version = pick(
-        options.service_version, "service_version", "FLOWTEL_SERVICE_VERSION", None
-    )
-    service_version = (
-        service_version if service_version is not None else resource.get("service.version")
-    )
-    if service_version is not None and not isinstance(service_version, str):
-        raise ConfigurationError(opt, service_version, "a string or None")
-
-    opt, environment = pick(options.environment, "environment", "FLOWTEL_ENVIRONMENT", None)
-    environment = (
-        environment
-        if environment is not None
-        else resource.get("deployment.environment.name") or resource.get("deployment.environment")
-    )
-    if environment is not None and not isinstance(environment, str):
-        raise ConfigurationError(opt, environment, "a string or None")
-
-    resource["service.name"] = service_name.strip()
-    if service_version:
-        resource["service.version"] = service_version
-    if environment:
-        resource["deployment.environment.name"] = environment
-    if "service.instance.id" not in resource:
-        resource["service.instance.id"] = new_instance_id()
+    resource, service_name, service_version, environment = resolve_resource(options)
 
     # Exporter ---------------------------------------------------------------------------------
     opt, exporter = pick(options.exporter, "exporter", "FLOWTEL_EXPORTER", "auto")
@@ -207,7 +136,7 @@ def resolve(options: Options) -> Settings:
     }
 
     # Sampling, limits, batching -----------------------------------------------------------------
-    sample_rate, parent_based = _sampling(options.sample_rate)
+    sample_rate, parent_based = head_sampling(options.sample_rate)
     opt, count_unsampled = pick(
         options.count_unsampled, "count_unsampled", "FLOWTEL_COUNT_UNSAMPLED", True
     )

@@ -18,7 +18,8 @@ from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
 from opentelemetry._logs import LoggerProvider as ApiLoggerProvider
 
-from flowtel._core._settings import AUTO_INSTANCE_IDS, Settings, new_instance_id
+from flowtel._core._resource import AUTO_INSTANCE_IDS, new_instance_id
+from flowtel._core._settings import Settings
 
 if TYPE_CHECKING:
     from flowtel._export._guard import ExportGuard

@@ -305,6 +305,6 @@ class OperationCounters:
         for op in self._ops.values():
             for streams in op.all_streams():
                 for stream in (streams.ok, streams.unset, *streams.failed.values()):
-                    stream.lo.append(math.inf)
-                    stream.hi.append(-math.inf)
+                    stream.lo = [*stream.lo, math.inf]  # new lists: the empty one is shared
+                    stream.hi = [*stream.hi, -math.inf]
         return index

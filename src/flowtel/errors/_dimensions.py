@@ -24,6 +24,7 @@ __all__ = ["DEFAULT_MAX_VALUES", "DimensionCounters", "DimensionValues", "by_dim
 DEFAULT_MAX_VALUES: Final = 100
 """Distinct values tracked per dimension; more are counted under ``_other``."""
 MAX_VALUE_LENGTH: Final = 128
+_MAX_COMBINATIONS: Final = 4096
 
 
 class DimensionValues:
@@ -91,21 +92,38 @@ class DimensionCounters:
         self.window = WindowCounters(window_s, started_at, bucket_s)
         self._columns: tuple[dict[str | None, int], ...] = tuple({} for _ in self.names)
         self._keys: list[tuple[str, str | None]] = []  # (dimension, value) of each column
+        self._combinations: dict[Dims, tuple[int, ...]] = {}  # dims -> their columns
 
     def count(self, dims: Dims, now: float, failed: bool) -> None:
         """Count one span with values ``dims``."""
         window = self.window
         if now >= window.next_at:
             window.advance(now)
+        columns = self._combinations.get(dims)
+        if columns is None:
+            columns = self._columns_of(dims)
+        calls = window.calls
+        for column in columns:
+            calls[column] += 1
+        if failed:
+            errors = window.errors
+            for column in columns:
+                errors[column] += 1
+
+    def _columns_of(self, dims: Dims) -> tuple[int, ...]:
+        """The column of each value of ``dims``, remembered for up to 4,096 combinations."""
+        out = []
         for d, value in enumerate(dims):
             columns = self._columns[d]
             column = columns.get(value)
             if column is None:
-                column = columns[value] = window.add_key()
+                column = columns[value] = self.window.add_key()
                 self._keys.append((self.names[d], value))
-            window.calls[column] += 1
-            if failed:
-                window.errors[column] += 1
+            out.append(column)
+        found = tuple(out)
+        if len(self._combinations) < _MAX_COMBINATIONS:
+            self._combinations[dims] = found
+        return found
 
     def since(self, now: float, last_s: float) -> tuple[Totals, list[tuple[str, str | None]]]:
         """Counts over the last ``last_s`` and the key of each column (copies; under the lock)."""

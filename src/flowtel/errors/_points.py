@@ -8,7 +8,6 @@ collection. Each function reads one chunk of keys under the processor's lock (se
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -55,7 +54,7 @@ def error_points(ops: Sequence[_Op]) -> list[Stream | tuple[int, Attributes, str
 
 
 _Copy = tuple[
-    StreamId, Attributes, "array[int]", float, float, float, tuple[ExemplarSample | None, ...]
+    StreamId, Attributes, list[int], float, float, float, tuple[ExemplarSample | None, ...]
 ]
 
 
@@ -103,12 +102,9 @@ def duration_points(copies: Sequence[_Copy], exemplars_since_ns: int = 0) -> lis
         observations = sum(counts)
         if not observations:
             continue
-        bucket_counts = counts.tolist()
         fresh = tuple(e for e in samples if e is not None and e.time_ns > exemplars_since_ns)
         points.append(
-            DurationPoint(
-                identity, attributes, bucket_counts, observations, total, low, high, fresh
-            )
+            DurationPoint(identity, attributes, counts, observations, total, low, high, fresh)
         )
     return points
 

@@ -12,7 +12,6 @@ Exemplars follow the SDK's defaults for an explicit-bucket histogram: the ``trac
 from __future__ import annotations
 
 import math
-from array import array
 from typing import Final, NamedTuple
 
 from opentelemetry.util.types import AttributeValue
@@ -69,6 +68,9 @@ def stream_attributes(
     return attributes
 
 
+_NO_INTERVALS: Final[list[float]] = []
+
+
 class Stream:
     """One calls stream (key, status, error type): its cumulative count and duration histogram.
 
@@ -84,15 +86,15 @@ class Stream:
         self.attributes = attributes  # built once; reused for every metric point
         self.status = status
         self.calls = 0
-        # C arrays, not lists: the garbage collector does not track them, and a full pass
-        # (which can land inside a lock hold) scans every tracked object of the process.
-        self.counts = array("Q", bytes(8 * buckets))
+        self.counts = [0] * buckets
         self.sum = 0.0
         self.min = math.inf
         self.max = -math.inf
         # Min and max since the last collection of each DELTA reader (they do not decompose).
-        self.lo = array("d", [math.inf] * intervals)
-        self.hi = array("d", [-math.inf] * intervals)
+        # Without DELTA readers (the usual case) every stream shares one empty list, never
+        # mutated: two objects fewer per stream for each garbage-collector pass to scan.
+        self.lo = [math.inf] * intervals if intervals else _NO_INTERVALS
+        self.hi = [-math.inf] * intervals if intervals else _NO_INTERVALS
         self.exemplars: list[ExemplarSample | None] | None = None  # per bucket, on first sample
 
 
