@@ -380,10 +380,11 @@ def report_holds(lock: TimedLock) -> None:
     long = [h for h in lock.holds if h[1] > 0.002]
     cpu_long = [h for h in long if h[2] > 0.002]
     with_gc = [h for h in long if h[3]]
+    preempted = [h for h in long if h[1] - h[2] > 0.001]
     print(
-        f"holds > 2 ms wall: {len(long)} of {len(lock.holds):,}; of these {len(cpu_long)} "
-        f"used > 2 ms CPU, {len(with_gc)} overlapped a GC pass, the rest were preempted "
-        "(the holder was not running)"
+        f"holds > 2 ms wall: {len(long)} of {len(lock.holds):,}; {len(cpu_long)} used > 2 ms "
+        f"CPU, {len(with_gc)} saw a garbage-collector pass, {len(preempted)} lost > 1 ms "
+        "off-CPU (preempted by the OS or another thread holding the GIL)"
     )
 
 

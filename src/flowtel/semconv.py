@@ -197,9 +197,11 @@ ATTRIBUTES: Final[tuple[AttributeDef, ...]] = (
     AttributeDef(
         LIFECYCLE_ABANDONED, "bool", "True when the work still ran after its timeout and was left."
     ),
-    AttributeDef(SENTRY_OUTCOME, "string", "sent or dropped."),
+    AttributeDef(SENTRY_OUTCOME, "string", "sent (Sentry answered 2xx) or dropped."),
     AttributeDef(
-        SENTRY_REASON, "string", "Why an event was dropped (e.g. duplicate, rate_limited)."
+        SENTRY_REASON,
+        "string",
+        "Why an event was dropped (e.g. duplicate, rate_limited, send_error, shutdown_timeout).",
     ),
     AttributeDef(SENTRY_EVENT_ID, "string", "On exception events: the Sentry event id."),
     AttributeDef(RESILIENCE_STRATEGY, "string", "retry, timeout, rate_limit, circuit_breaker."),
@@ -450,7 +452,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         METRIC_SENTRY_EVENTS,
         Instrument.COUNTER,
         "{event}",
-        "Sentry events handed to the transport or dropped.",
+        "Sentry events sent (Sentry answered 2xx) or dropped, each counted once.",
         (SENTRY_OUTCOME, SENTRY_REASON),
     ),
     MetricDef(

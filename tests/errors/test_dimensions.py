@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -168,6 +170,21 @@ class TestStatistics:
         labels = {a.get("user.id") for a, _ in _points(pipeline, semconv.METRIC_ENTRY_CALLS)}
         assert len(labels) == 101 and semconv.OVERFLOW_KEY in labels
 
+    def test_metric_series_are_capped_by_error_max_keys(
+        self, make_pipeline: Callable[..., Pipeline]
+    ) -> None:
+        """Series per (operation, values) stop at error_max_keys; the rest count as _other."""
+        pipeline = make_pipeline(error_dimensions=("tenant",), error_max_keys=4)
+        tracer = pipeline.tracer_provider.get_tracer("shop")
+        for i in range(60):
+            tracer.start_span("GET /x", attributes={"tenant": f"t{i % 10}"}).end()
+        calls: dict[Any, int] = {}
+        for attributes, value in _points(pipeline, semconv.METRIC_ENTRY_CALLS):
+            calls[attributes["tenant"]] = calls.get(attributes["tenant"], 0) + value
+        assert calls == {"t0": 6, "t1": 6, "t2": 6, "t3": 6, semconv.OVERFLOW_KEY: 36}
+        by_tenant = errors.get_error_stats().entries.by_dimension["tenant"]
+        assert len(by_tenant) == 10  # the statistics keep their own cap (100 values)
+
     def test_values_are_scrubbed(self, make_pipeline: Callable[..., Pipeline]) -> None:
         """A secret in a dimension value reaches neither the statistics nor the metrics."""
         secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
@@ -309,4 +326,68 @@ def test_fastapi_entries_split_by_route(grpc_receiver: OtlpGrpcReceiver) -> None
         ("/orders/{order_id}", "ERROR"): 10,
         ("/orders/{order_id}", "UNSET"): 30,
         ("/users/{user_id}", "UNSET"): 20,
+    }
+
+
+def test_threads_queries_and_collections_lose_no_counts(
+    make_pipeline: Callable[..., Pipeline],
+) -> None:
+    """Spans ending on four threads while another queries and collects: every one is counted
+    once under its tenant, in the statistics and in the metrics."""
+    pipeline = make_pipeline(error_dimensions=("tenant",))
+    tracer = pipeline.tracer_provider.get_tracer("shop")
+    start = threading.Barrier(5)
+    done = threading.Event()
+
+    def end_spans(n: int) -> None:
+        start.wait(timeout=10)
+        for i in range(2_000):
+            span = tracer.start_span("job", attributes={"tenant": TENANTS[(n + i) % 3]})
+            if i % 10 == 0:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+
+    def read() -> None:
+        start.wait(timeout=10)
+        while not done.is_set():
+            errors.get_error_stats()
+            pipeline.metrics.get_metrics_data()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(end_spans, range(4)))
+    done.set()
+    reader.join(timeout=30)
+    by_tenant = errors.get_error_stats().entries.by_dimension["tenant"]
+    assert sum(s.total for s in by_tenant.values()) == 8_000
+    assert sum(s.errors for s in by_tenant.values()) == 800
+    calls: dict[Any, int] = {}
+    for attributes, value in _points(pipeline, semconv.METRIC_ENTRY_CALLS):
+        calls[attributes["tenant"]] = calls.get(attributes["tenant"], 0) + value
+    assert calls == {t: s.total for t, s in by_tenant.items()}
+
+
+def test_sampled_out_traced_calls_are_split_too(make_pipeline: Callable[..., Pipeline]) -> None:
+    """At sample_rate=0.1 every @traced call counts under the tenant it set on its span,
+    including the ~90% that are never recorded as SDK spans."""
+    from opentelemetry import trace
+
+    make_pipeline(sample_rate=0.1, error_dimensions=("tenant",))
+
+    @flowtel.traced(component="billing", operation="charge")
+    def charge(i: int) -> None:
+        tenant = TENANTS[i % 3]
+        trace.get_current_span().set_attribute("tenant", tenant)
+        if tenant == "globex" and i % 2 == 0:
+            raise RuntimeError("card declined")
+
+    for i in range(300):
+        with contextlib.suppress(RuntimeError):
+            charge(i)
+    by_tenant = errors.get_error_stats().entries.by_dimension["tenant"]
+    assert {t: (s.total, s.errors) for t, s in by_tenant.items()} == {
+        "globex": (100, 50),
+        "acme": (100, 0),
+        "initech": (100, 0),
     }

@@ -19,7 +19,7 @@ _SINK = re.compile(
 
 # module -> the output of the measured table that covers it, or why it is not telemetry.
 OUTPUTS: dict[str, str] = {
-    "_configure.py": "console (wires stdout/stderr into the console processor)",
+    "_pipelines.py": "console (wires stdout/stderr into the console processor)",
     "_export/_console.py": "console",
     "_export/_console_writer.py": "console and JSON log lines (the writer thread)",
     "_export/_guarded.py": "OTLP traces, OTLP logs, OTLP metrics",

@@ -81,7 +81,7 @@ class BridgeRig:
                 for metric in sm.metrics:
                     if metric.name != semconv.METRIC_SENTRY_EVENTS:
                         continue
-                    for point in metric.data.data_points:  # type: ignore[union-attr]
+                    for point in metric.data.data_points:
                         attrs = point.attributes or {}
                         key = (
                             str(attrs[semconv.SENTRY_OUTCOME]),

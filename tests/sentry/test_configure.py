@@ -65,10 +65,11 @@ class Configured:
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
                     if metric.name == semconv.METRIC_SENTRY_EVENTS:
-                        for p in metric.data.data_points:  # type: ignore[union-attr]
+                        for p in metric.data.data_points:
                             attrs = p.attributes or {}
                             reason = attrs.get(semconv.SENTRY_REASON)
-                            key = (str(attrs[semconv.SENTRY_OUTCOME]), reason and str(reason))
+                            why = None if reason is None else str(reason)
+                            key = (str(attrs[semconv.SENTRY_OUTCOME]), why)
                             out[key] = int(p.value)  # type: ignore[union-attr]
         return out
 

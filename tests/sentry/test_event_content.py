@@ -7,6 +7,7 @@ import re
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel.exceptions import ConfigurationError
@@ -150,7 +151,7 @@ class TestExceptionPayload:
 class TestScrubbing:
     def _fail_with_secrets(self, make_rig: MakeRig, *, send_default_pii: bool = False) -> None:
         rig = make_rig(send_default_pii=send_default_pii)
-        attributes = {
+        attributes: dict[str, AttributeValue] = {
             "db.password": "hunter2",
             "payment.api_key": "sk_live_51HxYzAbCdEfGhIjKlMn",
             "db.connection_string": "postgresql://app:s3cr3t-db-pass@db:5432/shop",

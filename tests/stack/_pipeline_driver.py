@@ -4,10 +4,12 @@ Run as ``python -m tests.stack._pipeline_driver`` from the repository root with
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and the other OTEL_*/FLOWTEL_* variables) pointing at the
 collector. It drives every flowtel module the overview dashboard shows and that the example
 service does not reach (the same :class:`ServiceTraffic` as the scrape test: @traced operations
-with failures and record_error, a Lifecycle startup/shutdown with a failing non-critical check,
-readiness, the Sentry bridge to a Sentry endpoint on loopback, retry/timeout/rate limiter/circuit
-breaker, counted telemetry loss) plus trace-correlated log records, in two rounds with a metric
-export after each so that rate() sees the counters move.
+with failures and record_error, a Lifecycle startup/shutdown with a failing and a hung
+non-critical check and a hung shutdown hook, readiness, the Sentry bridge to a Sentry endpoint on
+loopback, retry/timeout/rate limiter/circuit breaker, counted telemetry loss) plus
+trace-correlated log records, in two rounds with a metric export after each so that rate() sees
+the counters move. In-process tail sampling is on (``FLOWTEL_SAMPLING``, set by the test): the
+spans reported are the ones flowtel exported, the kept traces.
 
 Then it prints one JSON line: ``service.instance.id`` and every span it exported (trace id, span
 id, name, status), so the test can compare what was sent with what the trace sink received, and
@@ -28,14 +30,16 @@ import flowtel
 
 from ..support.otlp_receiver import refused_endpoint
 from ..support.sentry_server import SentryServer
-from .test_prometheus_live import ServiceTraffic
+from ._traffic import ServiceTraffic
 
 _log = logging.getLogger("flowtel.stack.driver")
 
 
 @flowtel.traced(component="agent", operation="triage")
 def triage(ticket: int) -> None:
-    """Logs inside a span: the log record carries this span's trace and span id."""
+    """Logs inside a span: the log record carries this span's trace and span id, and the trace
+    is kept whatever the head rate decided (keep_trace), so the logged trace id can be opened."""
+    assert flowtel.keep_trace(), "tail sampling (FLOWTEL_SAMPLING) could not keep the trace"
     _log.warning("ticket %d needs a human", ticket)
     if ticket % 2:
         raise PermissionError(f"ticket {ticket} is restricted")
@@ -53,7 +57,7 @@ def main() -> int:
     traffic = ServiceTraffic(telemetry.meter_provider)
     traffic.startup_and_shutdown()
     for _ in range(2):
-        traffic.operations(150)
+        traffic.operations(200)  # 400 in all: over 300 exported with 80% head sampling
         traffic.sentry()
         traffic.resilience()
         traffic.telemetry_loss(refused_endpoint())

@@ -67,10 +67,18 @@ COLLECTOR_METRICS = frozenset(
 )
 
 
-def flowtel_series_names() -> frozenset[str]:
-    """Every series name flowtel's metrics produce in Prometheus."""
+#: flowtel metrics that reach Prometheus only through an OTLP pipeline, never on a service's own
+#: ``/metrics`` page: ``flowtel doctor`` sends its test point to the OTLP endpoint it checks.
+OTLP_ONLY_METRICS = frozenset([sc.METRIC_DOCTOR])
+
+
+def flowtel_series_names(*, scraped: bool = False) -> frozenset[str]:
+    """Every series name flowtel's metrics produce in Prometheus (``scraped``: those a service's
+    ``/metrics`` page can carry, without :data:`OTLP_ONLY_METRICS`)."""
     names: set[str] = set()
     for m in sc.METRICS:
+        if scraped and m.name in OTLP_ONLY_METRICS:
+            continue
         base = sc.prometheus_name(m)
         if m.instrument is sc.Instrument.HISTOGRAM:
             names.update(base + s for s in ("_bucket", "_sum", "_count"))
@@ -193,8 +201,9 @@ def _compose_collector_files(compose_files: list[Path]) -> list[Path]:
         inside = arg.removeprefix("--config=")
         for target, source in mounts.items():
             if inside == target or inside.startswith(target.rstrip("/") + "/"):
-                files.append(source / inside[len(target) :].lstrip("/") if source.is_dir()
-                             else source)
+                files.append(
+                    source / inside[len(target) :].lstrip("/") if source.is_dir() else source
+                )
                 break
         else:
             raise AssertionError(f"{arg}: not mounted from the repository")

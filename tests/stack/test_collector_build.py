@@ -110,7 +110,7 @@ class TestManifest:
         """The distribution is otelcol-flowtel; build.sh installs the builder at the release."""
         assert manifest()["dist"]["name"] == "otelcol-flowtel"
         script = st.BUILD_SCRIPT.read_text()
-        assert "go install \"go.opentelemetry.io/collector/cmd/builder@$ver\"" in script
+        assert 'go install "go.opentelemetry.io/collector/cmd/builder@$ver"' in script
         assert os.access(st.BUILD_SCRIPT, os.X_OK)
 
     def test_lists_exactly_the_components_used(self, otelcol: Path) -> None:
@@ -163,9 +163,7 @@ class TestValidate:
     def test_every_overlay_on_the_base_is_valid(self, otelcol: Path, overlay: str) -> None:
         validate(otelcol, str(st.COLLECTOR_CONFIG), str(st.OVERLAYS_DIR / overlay))
 
-    def test_kubernetes_collector_configs_are_valid(
-        self, otelcol: Path, tmp_path: Path
-    ) -> None:
+    def test_kubernetes_collector_configs_are_valid(self, otelcol: Path, tmp_path: Path) -> None:
         """The collector config in examples/kubernetes/ is valid for the built collector."""
         configs = kubernetes_collector_configs()
         assert configs, "examples/kubernetes/ has no collector ConfigMap"

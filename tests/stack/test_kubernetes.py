@@ -99,7 +99,9 @@ def example_calls(function: str) -> list[dict[str, Any]]:
     out = []
     for node in ast.walk(ast.parse(EXAMPLE.read_text())):
         if isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            name = (
+                node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+            )
             if name == function:
                 literal = [k for k in node.keywords if k.arg and isinstance(k.value, ast.Constant)]
                 out.append({str(k.arg): ast.literal_eval(k.value) for k in literal})

@@ -1,23 +1,26 @@
 """Exporters that never outlive the :class:`~flowtel._export_guard.ExportGuard` deadlines.
 
-Each guarded exporter runs the real ``export``/``flush``/``shutdown`` on a helper thread and
-waits at most until its allowance runs out (the export timeout, or the shutdown deadline once
-shutdown starts, re-read while waiting). A call that overruns is abandoned: it finishes or fails
-in the background and its items are counted as lost. At most one abandoned export per exporter
-is ever outstanding; while it is stuck, later batches are dropped and counted instead of piling
-up threads or memory.
+Each guarded exporter runs the real ``export`` on its own long-lived worker thread (``flush``
+and ``shutdown`` on a thread each) and waits at most until its allowance runs out (the export
+timeout, or the shutdown deadline once shutdown starts, re-read while waiting). A call that
+overruns is abandoned: it finishes or fails in the background and its items are counted as
+lost. At most one abandoned export per exporter is ever outstanding; while it is stuck, later
+batches are dropped and counted instead of piling up threads or memory.
 
 Span, log and metric exporters also scrub secrets from what they are handed (see
-:mod:`flowtel._export_scrub`), so data recorded through the plain OpenTelemetry API is covered.
+:mod:`flowtel._export._scrub`), so data recorded through the plain OpenTelemetry API is covered;
+flowtel's OTLP/gRPC span exporter scrubs while it encodes (:mod:`flowtel._export._encode`), so
+its spans are not walked twice.
 """
 
 from __future__ import annotations
 
-import contextvars
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
+from queue import SimpleQueue
 from typing import Any, Final, Generic, TypeVar
 
 from opentelemetry import context as otel_context
@@ -46,61 +49,115 @@ _POLL_S: Final = 0.02
 """How often a waiting caller re-reads the deadline (shutdown may start while it waits)."""
 
 
-def _join_within(thread: threading.Thread, allowed_s: Callable[[], float]) -> bool:
-    """Join ``thread`` while ``allowed_s()`` stays positive; True when it finished."""
-    while thread.is_alive():
-        remaining = allowed_s()
-        if remaining <= 0:
-            return False
-        thread.join(min(remaining, _POLL_S))
-    return True
+def _suppress_instrumentation() -> None:
+    """The exporter's own HTTP calls must not be traced by ``instrument=["requests"]``.
+
+    Called first on every helper thread, in that thread's own context: nothing to detach.
+    """
+    otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
+
+
+class _Call:
+    """One call handed to a helper thread, and its outcome once ``done`` is set."""
+
+    __slots__ = ("done", "fn", "result")
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: tuple[_CallOutcome, Any] = (_CallOutcome.TIMED_OUT, None)
+
+    def run(self) -> None:
+        try:
+            self.result = (_CallOutcome.DONE, self.fn())
+        except BaseException as exc:  # reported to the caller, never raised
+            self.result = (_CallOutcome.RAISED, exc)
+        finally:
+            self.done.set()
+
+    def wait(self, allowed_s: Callable[[], float]) -> bool:
+        """Wait while ``allowed_s()`` stays positive; True when the call finished."""
+        done = self.done
+        while not done.is_set():
+            remaining = allowed_s()
+            if remaining <= 0:
+                return False
+            done.wait(min(remaining, _POLL_S))
+        return True
+
+
+def _serve(calls: SimpleQueue[_Call | None]) -> None:
+    _suppress_instrumentation()
+    while True:
+        call = calls.get()
+        if call is None:
+            return
+        call.run()
+
+
+def _run_once(call: _Call) -> None:
+    _suppress_instrumentation()
+    call.run()
 
 
 class _BoundedCaller:
-    """Runs a blocking call on a helper thread so the caller can stop waiting at a deadline.
+    """Runs blocking calls on a helper thread so the caller can stop waiting at a deadline.
 
-    The allowance is re-read while waiting, so a shutdown that starts during a long export
-    cuts it short. Threading contract: ``run(exclusive=True)`` calls are serialised by the
-    caller's pipeline (one batch worker or metric reader per exporter); an overrunning call is
-    remembered and later exclusive calls wait for it within their own allowance instead of
-    starting another thread, so at most one abandoned call is outstanding per exporter.
+    Exports go to one long-lived worker thread per exporter (a thread per export costs more
+    than encoding a small batch); flush and shutdown (``exclusive=False``, rare, and allowed
+    to run while an export is stuck) get a thread each. The allowance is re-read while
+    waiting, so a shutdown that starts during a long export cuts it short.
+
+    Threading contract: ``run(exclusive=True)`` calls are serialised by the caller's pipeline
+    (one batch worker or metric reader per exporter). An overrunning call is remembered and
+    later exclusive calls wait for it within their own allowance instead of queueing behind
+    it, so at most one abandoned call is outstanding per exporter. :meth:`close` lets the
+    worker exit once its current call returns; a forked child starts its own worker.
     """
 
-    __slots__ = ("_name", "_stuck")
+    __slots__ = ("_calls", "_closed", "_last", "_name", "_pid", "_worker")
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._stuck: threading.Thread | None = None
+        self._calls: SimpleQueue[_Call | None] = SimpleQueue()
+        self._last: _Call | None = None
+        self._worker: threading.Thread | None = None
+        self._pid = 0
+        self._closed = False
 
     def run(
         self, fn: Callable[[], _T], allowed_s: Callable[[], float], *, exclusive: bool = True
     ) -> tuple[_CallOutcome, _T | BaseException | None]:
-        stuck = self._stuck
-        if exclusive and stuck is not None:
-            if not _join_within(stuck, allowed_s):
+        call = _Call(fn)
+        if not exclusive or self._closed:
+            thread = threading.Thread(target=_run_once, args=(call,), name=self._name, daemon=True)
+            thread.start()
+        else:
+            if self._pid != os.getpid():
+                self._restart()  # first use, or a forked child: the parent's thread is gone
+            last = self._last
+            if last is not None and not last.wait(allowed_s):
                 return _CallOutcome.TIMED_OUT, None
-            self._stuck = None
-        box: list[Any] = []
-
-        def target() -> None:
-            # The exporter's own HTTP calls must not be traced by instrument=["requests"].
-            # The thread runs in a copied context, so nothing needs detaching.
-            suppress = otel_context._SUPPRESS_INSTRUMENTATION_KEY
-            otel_context.attach(otel_context.set_value(suppress, True))
-            try:
-                box.append((_CallOutcome.DONE, fn()))
-            except BaseException as exc:  # reported to the caller, never raised
-                box.append((_CallOutcome.RAISED, exc))
-
-        ctx = contextvars.copy_context()
-        thread = threading.Thread(target=ctx.run, args=(target,), name=self._name, daemon=True)
-        thread.start()
-        if not _join_within(thread, allowed_s) or not box:
-            if exclusive:
-                self._stuck = thread
+            self._last = call
+            self._calls.put(call)
+        if not call.wait(allowed_s):
             return _CallOutcome.TIMED_OUT, None
-        outcome, value = box[0]
-        return outcome, value
+        return call.result
+
+    def _restart(self) -> None:
+        self._pid = os.getpid()
+        self._calls = SimpleQueue()
+        self._last = None
+        self._worker = threading.Thread(
+            target=_serve, args=(self._calls,), name=self._name, daemon=True
+        )
+        self._worker.start()
+
+    def close(self) -> None:
+        """Let the worker exit after its current call; later calls get a thread each."""
+        self._closed = True
+        if self._worker is not None and self._pid == os.getpid():
+            self._calls.put(None)
 
 
 _B = TypeVar("_B")
@@ -170,6 +227,7 @@ class _GuardCore(Generic[_B]):
         so a stuck export is always told to abort)."""
         self.guard.begin_shutdown()
         self.control(call, max(self.guard.shutdown_remaining_s(), _POLL_S))
+        self._caller.close()
 
 
 def _millis_to_s(timeout_millis: float | None, default_s: float) -> float:
@@ -186,6 +244,7 @@ class GuardedSpanExporter(SpanExporter):
 
     def __init__(self, exporter: SpanExporter, guard: ExportGuard) -> None:
         self.exporter = exporter
+        self._scrubs = getattr(exporter, "scrubs_on_export", False) is True
         self._core: _GuardCore[Sequence[ReadableSpan]] = _GuardCore(
             guard,
             TelemetrySignal.TRACES,
@@ -196,7 +255,11 @@ class GuardedSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export within the deadline; on failure the spans are counted as dropped."""
-        ok = self._core.export(spans, lambda: self.exporter.export(scrub_spans(spans)))
+        exporter = self.exporter
+        if self._scrubs:  # flowtel's OTLP exporter scrubs while it encodes
+            ok = self._core.export(spans, lambda: exporter.export(spans))
+        else:
+            ok = self._core.export(spans, lambda: exporter.export(scrub_spans(spans)))
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:

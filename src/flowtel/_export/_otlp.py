@@ -38,11 +38,11 @@ def _grpc_kwargs(cfg: OtlpSignal) -> dict[str, Any]:
 
 
 def span_exporter(cfg: OtlpSignal) -> SpanExporter:
-    """The OTLP span exporter for ``cfg.protocol``."""
+    """The OTLP span exporter for ``cfg.protocol`` (over gRPC, flowtel's encoding one)."""
     if cfg.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from flowtel._export._otlp_grpc import grpc_span_exporter
 
-        return OTLPSpanExporter(**_grpc_kwargs(cfg))
+        return grpc_span_exporter(**_grpc_kwargs(cfg))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
         OTLPSpanExporter as HttpSpanExporter,
     )

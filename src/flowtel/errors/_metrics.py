@@ -2,8 +2,9 @@
 
 Why observable instruments: ``on_end`` bumps an integer on the key's counters instead of paying
 the SDK's per-measurement attribute handling; on the wire it is the same monotonic sum. Each
-callback reads the counters in chunks, taking the processor's lock once per chunk, so a metric
-collection never holds it for more than about a millisecond, whatever the number of keys.
+callback collects the streams in chunks of keys, taking the processor's lock once per chunk,
+and builds the observations outside it, so a metric collection never holds the lock for more
+than about a millisecond of CPU, whatever the number of keys.
 """
 
 from __future__ import annotations

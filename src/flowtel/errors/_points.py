@@ -8,8 +8,9 @@ collection. Each function reads one chunk of keys under the processor's lock (se
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from flowtel import semconv
 from flowtel.errors._streams import Attributes, DurationPoint, ExemplarSample, Stream, StreamId
@@ -53,18 +54,34 @@ def error_points(ops: Sequence[_Op]) -> list[Stream | tuple[int, Attributes, str
     return out
 
 
-_Copy = tuple[
-    StreamId, Attributes, list[int], float, float, float, tuple[ExemplarSample | None, ...]
-]
+class DurationCopy(NamedTuple):
+    """The histograms of one chunk of keys, copied under the lock.
+
+    No object is kept per stream: the copies live until the whole collection is built, and
+    thousands of retained objects would start a full garbage-collector pass, which runs inside
+    whichever lock hold happens to allocate next.
+    """
+
+    refs: list[object]
+    """Per stream, six existing objects: key, dims, status, error type, attributes, exemplars."""
+    counts: array[int]
+    """Every stream's bucket counts, back to back, ``width`` each."""
+    floats: array[float]
+    """Per stream: sum, min, max."""
+    width: int
 
 
-def duration_copies(ops: Sequence[_Op], interval: int | None = None) -> list[_Copy]:
-    """What :func:`duration_points` needs of every stream that counted something (a copy).
+def duration_copies(ops: Sequence[_Op], interval: int | None = None) -> list[DurationCopy]:
+    """What :func:`duration_points` needs of every stream of ``ops`` that counted a call.
 
     With ``interval`` (from ``OperationCounters.add_interval``), min and max are those since
-    the previous call for that interval, which restarts it.
+    the previous call for that interval, which restarts it. Exemplars are read later, outside
+    the lock (each slot is replaced whole, never mutated).
     """
-    copies: list[_Copy] = []
+    refs: list[object] = []
+    counts: array[int] = array("Q")
+    floats: array[float] = array("d")
+    width = 0
     for op in ops:
         for streams in op.all_streams():
             for error_type, stream in (
@@ -74,38 +91,57 @@ def duration_copies(ops: Sequence[_Op], interval: int | None = None) -> list[_Co
             ):
                 if not stream.calls:
                     continue
-                low, high = _min_max(stream, interval)
-                samples = tuple(stream.exemplars) if stream.exemplars is not None else ()
-                identity: StreamId = (op.key, streams.dims, stream.status, error_type)
-                copies.append(
-                    (identity, stream.attributes, stream.counts[:], stream.sum, low, high, samples)
-                )
-    return copies
+                refs += (op.key, streams.dims, stream.status, error_type, stream.attributes)
+                refs.append(stream.exemplars)
+                counts.extend(stream.counts)
+                width = len(stream.counts)
+                floats.append(stream.sum)
+                if interval is None:
+                    floats.append(stream.min)
+                    floats.append(stream.max)
+                else:
+                    floats.append(stream.lo[interval])
+                    floats.append(stream.hi[interval])
+                    stream.lo[interval] = math.inf
+                    stream.hi[interval] = -math.inf
+    return [DurationCopy(refs, counts, floats, width)] if refs else []
 
 
-def _min_max(stream: Stream, interval: int | None) -> tuple[float, float]:
-    if interval is None:
-        return stream.min, stream.max
-    low, high = stream.lo[interval], stream.hi[interval]
-    stream.lo[interval], stream.hi[interval] = math.inf, -math.inf
-    return low, high
-
-
-def duration_points(copies: Sequence[_Copy], exemplars_since_ns: int = 0) -> list[DurationPoint]:
+def duration_points(
+    copies: Sequence[DurationCopy], exemplars_since_ns: int = 0
+) -> list[DurationPoint]:
     """The histograms of ``copies`` (outside the lock) that have counted a duration.
 
     Exemplars older than ``exemplars_since_ns`` were already handed to this reader (the SDK's
     reservoirs reset at every collection).
     """
     points: list[DurationPoint] = []
-    for identity, attributes, counts, total, low, high, samples in copies:
-        observations = sum(counts)
-        if not observations:
-            continue
-        fresh = tuple(e for e in samples if e is not None and e.time_ns > exemplars_since_ns)
-        points.append(
-            DurationPoint(identity, attributes, counts, observations, total, low, high, fresh)
-        )
+    for refs, all_counts, floats, width in copies:
+        for i in range(len(refs) // 6):
+            counts = all_counts[i * width : (i + 1) * width].tolist()
+            observations = sum(counts)
+            if not observations:
+                continue
+            key, dims, status, error_type, attributes, samples = refs[i * 6 : i * 6 + 6]
+            fresh = tuple(
+                e
+                for e in cast("list[ExemplarSample | None]", samples or ())
+                if e is not None and e.time_ns > exemplars_since_ns
+            )
+            identity = cast("StreamId", (key, dims, status, error_type))
+            total, low, high = floats[i * 3 : i * 3 + 3]
+            points.append(
+                DurationPoint(
+                    identity,
+                    cast("Attributes", attributes),
+                    counts,
+                    observations,
+                    total,
+                    low,
+                    high,
+                    fresh,
+                )
+            )
     return points
 
 

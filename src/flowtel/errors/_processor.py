@@ -75,10 +75,11 @@ class ErrorRateProcessor(SpanProcessor):
     ``_OTHER``. Entries (local roots, SERVER and CONSUMER spans) are counted a second time at
     the entry level, where an HTTP server span fails on 5xx only.
 
-    Threading: ``on_end`` may run on any thread. It holds one short lock for a few list
-    increments, never does I/O and never raises: a failure is logged once and the span is
-    skipped. Queries and metric collections hold the lock for at most about a millisecond at a
-    time. Memory is bounded by ``max_keys`` x buckets, independent of span volume.
+    Threading: ``on_end`` may run on any thread. Every 64 spans it holds one lock to count
+    them, never does I/O and never raises: a failure is logged once and the span is skipped.
+    Counting, queries and metric collections hold the lock for at most about a millisecond of
+    CPU at a time (64 spans, or 32 keys). Memory is bounded by ``max_keys`` x buckets (and
+    ``max_dimension_values`` per dimension), independent of span volume.
 
     Args:
         window_minutes: the longest window :meth:`stats` can answer, at most 7 days.
@@ -95,6 +96,9 @@ class ErrorRateProcessor(SpanProcessor):
             collections; without them they go through the SDK's histogram.
         resource: the MeterProvider's resource, for collections that carry nothing else.
         clock: monotonic seconds; injectable for tests.
+        dimensions: span attributes (at most 5) that also split the counts: ``by_dimension``
+            in :meth:`stats` and metric attributes (see ``_dimensions``).
+        max_dimension_values: distinct values kept per dimension; more count as ``_other``.
     """
 
     def __init__(

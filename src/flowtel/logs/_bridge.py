@@ -5,6 +5,11 @@ decides *what* one record becomes: severity, trace context, code location, excep
 ``extra`` fields as scrubbed attributes. The handler only hands a record to the SDK's
 ``LoggerProvider``; batching, the bounded queue and network I/O live in the SDK's
 ``BatchLogRecordProcessor`` on its own thread, so ``emit`` never waits on the network.
+
+Cost: a record is on the application's thread, so each step is paid once: the message is
+formatted once and scrubbed once (the scrubber memoises short texts), the attributes are built
+clean so the SDK need not clean them again (:mod:`flowtel.logs._target`), and what depends only
+on the logger name or the level is looked up, not recomputed.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from typing import Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, SeverityNumber
+from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
+from flowtel._core import _compat
 from flowtel._core._scrub import REDACTED, Scrubber, current_scrubber
 from flowtel._core._values import qualified_type_name
+from flowtel.logs._target import LogTarget
 
 __all__ = [
     "DEFAULT_EXCLUDED_LOGGERS",
@@ -62,6 +70,10 @@ _STANDARD_ATTRS: Final = frozenset(
     }
 )
 SPAN_CONTEXT_ATTR: Final = "_flowtel_span_context"
+# A record whose attributes are all in here has no ``extra``: one C-level check, no loop.
+_NOT_EXTRA: Final = _STANDARD_ATTRS | {SPAN_CONTEXT_ATTR}
+_SUPPRESS: Final = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+_CACHE_MAX: Final = 4096  # logger names are code-defined; bound the per-name caches anyway
 
 _MAX_TEXT_CHARS: Final = 16_384  # bound one attribute/body: a huge repr must not pin memory
 _MAX_DEPTH: Final = 4
@@ -90,10 +102,17 @@ def report_once(what: str, exc: BaseException) -> None:
 
 def severity_of(levelno: int) -> SeverityNumber:
     """Map a stdlib level to an OTel severity, keeping custom in-between levels ordered."""
+    known = _SEVERITIES.get(levelno)
+    if known is not None:
+        return known
     for floor, base in _BANDS:
         if levelno >= floor:
             return SeverityNumber(base.value + min(levelno - floor, 3))
     return SeverityNumber.TRACE
+
+
+_SEVERITIES: Final[dict[int, SeverityNumber]] = {}
+_SEVERITIES.update({n: severity_of(n) for n in range(64)})
 
 
 def severity_text(levelname: str) -> str:
@@ -170,8 +189,11 @@ def json_value(key: str, value: object, scrubber: Scrubber, depth: int = 0) -> A
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, object]:
-    """The fields a caller passed with ``extra=`` (or structlog's bound context)."""
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS and k[:1] != "_"}
+    """The fields a caller passed with ``extra=`` (or structlog's bound context), in order."""
+    attrs = record.__dict__
+    if _NOT_EXTRA.issuperset(attrs):
+        return {}
+    return {k: v for k, v in attrs.items() if k not in _STANDARD_ATTRS and k[:1] != "_"}
 
 
 def exception_fields(record: logging.LogRecord, scrubber: Scrubber) -> dict[str, str]:
@@ -209,8 +231,10 @@ class OTelLogHandler(logging.Handler):
     instrumentation context key) and records logged re-entrantly from inside ``emit`` are
     dropped, so an exporter complaining about a failed export never produces more exports.
 
-    Threading: ``emit`` runs on the logging thread under the handler's lock; it never raises
-    (a failure is reported once on the ``flowtel.logging`` logger, which is itself excluded).
+    Threading: ``emit`` runs on the logging thread and is safe to run on several at once (the
+    SDK logger is thread-safe and the per-name cache only ever gains entries), so ``handle``
+    does not take the handler's lock. It never raises (a failure is reported once on the
+    ``flowtel.logging`` logger, which is itself excluded).
 
     Args:
         logger_provider: the SDK ``LoggerProvider`` whose processors export the records.
@@ -227,36 +251,51 @@ class OTelLogHandler(logging.Handler):
         super().__init__(level=level)
         self._provider = logger_provider
         self._excluded = tuple(excluded)
-        self._excluded_cache: dict[str, bool] = {}
+        self._targets: dict[str, LogTarget | None] = {}  # None: an excluded logger
 
     @property
     def provider(self) -> LoggerProvider:
         """The ``LoggerProvider`` records are handed to."""
         return self._provider
 
-    def _is_excluded(self, name: str) -> bool:
-        hit = self._excluded_cache.get(name)
-        if hit is None:
-            hit = is_excluded(name, self._excluded)
-            if len(self._excluded_cache) < 4096:  # logger names are code-defined; bound anyway
-                self._excluded_cache[name] = hit
-        return hit
+    def _target(self, name: str) -> LogTarget | None:
+        """The destination of logger ``name``'s records (None: excluded), resolved once."""
+        target = None
+        if not is_excluded(name, self._excluded):
+            target = LogTarget(self._provider.get_logger(name), _compat.preset_log_records_ok())
+        if len(self._targets) < _CACHE_MAX:
+            self._targets[name] = target
+        return target
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filter, then emit without the handler's lock (see the class docstring)."""
+        kept: Any = self.filter(record)
+        if kept:
+            self.emit(kept if isinstance(kept, logging.LogRecord) else record)
+        return kept
 
     def emit(self, record: logging.LogRecord) -> None:
         """Translate and hand over one record; drops it instead of raising or recursing."""
-        if getattr(_local, "busy", False) or self._is_excluded(record.name):
+        name = record.name
+        target = self._targets.get(name, _UNSEEN)
+        if target is None or getattr(_local, "busy", False):
             return
-        if otel_context.get_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY):
+        ctx = otel_context.get_current()
+        if otel_context.get_value(_SUPPRESS, ctx):
             return
         _local.busy = True
         try:
-            self._emit(record)
+            if not isinstance(target, LogTarget):
+                target = self._target(name)
+                if target is None:
+                    return
+            self._emit(record, target, ctx)
         except Exception as exc:
             report_once("exporting a log record", exc)
         finally:
             _local.busy = False
 
-    def _emit(self, record: logging.LogRecord) -> None:
+    def _emit(self, record: logging.LogRecord, target: LogTarget, ctx: Context) -> None:
         scrubber = current_scrubber()
         attributes: dict[str, AttributeValue] = {
             semconv.LOG_LOGGER: record.name,
@@ -270,19 +309,27 @@ class OTelLogHandler(logging.Handler):
             converted = attribute_value(key, value, scrubber)
             if converted is not None:
                 attributes[scrubber.scrub_key(key)] = converted
-        attributes.update(exception_fields(record, scrubber))
+        if record.exc_info:
+            attributes.update(exception_fields(record, scrubber))
         if record.stack_info:
             attributes[semconv.CODE_STACKTRACE] = scrubber.scrub_text(record.stack_info)
-        span_context = record_span_context(record)
-        ctx = trace.set_span_in_context(trace.NonRecordingSpan(span_context))
-        self._provider.get_logger(record.name).emit(
-            timestamp=int(record.created * 1e9),
-            context=ctx,
-            severity_number=severity_of(record.levelno),
-            severity_text=severity_text(record.levelname),
-            body=scrubber.scrub_text(message_of(record)),
-            attributes=attributes,
+        captured = record.__dict__.get(SPAN_CONTEXT_ATTR)
+        if isinstance(captured, trace.SpanContext):  # a filter captured it, maybe elsewhere
+            current = trace.get_current_span(ctx).get_span_context()
+            if captured is not current and captured != current:
+                ctx = trace.set_span_in_context(trace.NonRecordingSpan(captured), ctx)
+        levelno = record.levelno
+        target.emit(
+            int(record.created * 1e9),
+            ctx,
+            _SEVERITIES.get(levelno) or severity_of(levelno),
+            _SEVERITY_TEXT.get(record.levelname, record.levelname),
+            scrubber.scrub_text(message_of(record)),
+            attributes,
         )
 
     def flush(self) -> None:
         """No-op: flushing means network I/O, which belongs to ``Telemetry.force_flush``."""
+
+
+_UNSEEN: Final = object()

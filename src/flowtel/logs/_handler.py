@@ -8,8 +8,9 @@ sites changes.
 What :func:`install` sets up (``configure_telemetry(logging=True)`` calls it):
 
 * one :class:`OTelLogHandler` on the root logger, at ``log_level`` (default ``INFO``);
-* a :class:`TraceContextFilter` on every root handler, so ``%(trace_id)s`` / ``%(span_id)s``
-  work in any format string, third-party loggers included;
+* a :class:`TraceContextFilter` on every root handler already there and on flowtel's stdout
+  handler, so ``%(trace_id)s`` / ``%(span_id)s`` work in any format string, third-party loggers
+  included (the OTel handler reads the span itself and skips formatting the hex ids);
 * with ``json_logs=True``, :class:`JsonFormatter` on stdout (one JSON object per line); with the
   console exporter, :class:`ConsoleFormatter` (short trace id) on stdout.
 
@@ -296,8 +297,7 @@ def instrument_logging(
                 stream.addFilter(quiet)
                 state.added.append(stream)
         otel = OTelLogHandler(logger_provider, level=levelno, excluded=excluded)
-        otel.addFilter(_filter)
-        otel.addFilter(quiet)
+        otel.addFilter(quiet)  # no TraceContextFilter: it reads the span itself, without hex ids
         state.added.append(otel)
         if root.level > levelno:
             state.root_level = root.level

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["ConsoleLogHandler", "LibraryLevelFilter", "WriterHandler"]
 
 _OWN_LOGGERS = ("flowtel", "__main__")
+_CACHE_MAX = 4096  # (logger name, code path) pairs are code-defined; bound the cache anyway
 
 
 @lru_cache(maxsize=1)
@@ -35,11 +36,16 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(sorted(roots))
 
 
-@lru_cache(maxsize=4096)
 def _is_library_file(pathname: str) -> bool:
     if "site-packages" in pathname or "dist-packages" in pathname:
         return True
     return pathname.startswith(_library_roots())
+
+
+def _is_library_record(name: str, pathname: str) -> bool:
+    if any(name == own or name.startswith(own + ".") for own in _OWN_LOGGERS):
+        return False
+    return _is_library_file(pathname)
 
 
 class LibraryLevelFilter(logging.Filter):
@@ -49,6 +55,9 @@ class LibraryLevelFilter(logging.Filter):
     logger's name, so it needs no list: code installed under ``site-packages`` or in the
     standard library is a library. flowtel's own loggers count as the application's.
 
+    Cheap per record: a record at or above ``library_level`` passes on one comparison; below
+    it, the decision is looked up per (logger name, code path), both code-defined.
+
     Args:
         library_level: the minimum level of library records kept.
     """
@@ -56,15 +65,19 @@ class LibraryLevelFilter(logging.Filter):
     def __init__(self, library_level: int) -> None:
         super().__init__()
         self.library_level = library_level
+        self._library: dict[tuple[str, str], bool] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Keep the record unless a library wrote it below ``library_level``."""
         if record.levelno >= self.library_level:
             return True
-        name = record.name
-        if any(name == own or name.startswith(own + ".") for own in _OWN_LOGGERS):
-            return True
-        return not _is_library_file(record.pathname or "")
+        key = (record.name, record.pathname or "")
+        library = self._library.get(key)
+        if library is None:
+            library = _is_library_record(*key)
+            if len(self._library) < _CACHE_MAX:
+                self._library[key] = library
+        return not library
 
 
 class ConsoleLogHandler(logging.Handler):

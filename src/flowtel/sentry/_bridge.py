@@ -20,11 +20,9 @@ sentry-sdk is imported only by :func:`install` / :meth:`SentryBridge.init_sentry
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from opentelemetry import metrics, trace
@@ -36,7 +34,8 @@ from flowtel._core._scrub import current_scrubber
 from flowtel.sentry import _dedupe as dd
 from flowtel.sentry import _event as ev
 from flowtel.sentry import _sdk as sdkx
-from flowtel.sentry._outcomes import SDK_REASONS, SentryDropReason, SentryOutcome, SentryTag
+from flowtel.sentry._ledger import SentryLedger
+from flowtel.sentry._outcomes import SentryDropReason, SentryOutcome, SentryTag
 from flowtel.sentry._payload import build_payload, exported, link_trace
 
 if TYPE_CHECKING:
@@ -70,15 +69,17 @@ class SentryBridge(SpanProcessor):
     Threading contract: ``on_end`` may run on any thread, concurrently. It only dedupes and
     queues (O(1), no I/O): building, scrubbing and serialising the event happen on one capture
     thread, sending on sentry-sdk's transport thread. It never raises; internal failures are
-    logged once and counted as ``bridge_error``. Memory is bounded: dedupe state keeps at most
-    ``max_tracked`` entries, the capture queue ``max_queue`` events, deferred log events
-    ``max_pending``.
+    logged once and counted as ``bridge_error``. Each event is counted once, ``sent`` only when
+    Sentry answered 2xx (:mod:`~flowtel.sentry._ledger`). Memory is bounded: dedupe state keeps
+    at most ``max_tracked`` entries, the capture queue ``max_queue`` events, deferred log
+    events ``max_pending``.
 
     Args:
         environment: the Sentry ``environment`` tag when a span's resource has none.
         send_default_pii: also copy header/user/client-address attributes into events.
         meter_provider: where ``flowtel.sentry.events`` is counted (global provider if None).
-        shutdown_timeout_s: how long :meth:`shutdown` waits for queued events to be sent.
+        shutdown_timeout_s: how long :meth:`shutdown` waits for queued events to be sent
+            (from :meth:`begin_shutdown`); what is left is counted ``shutdown_timeout``.
         max_tracked: bound of the dedupe and span-ancestry tables.
         max_pending: bound of ``logger.exception`` events held until their span ends.
         max_queue: bound of events waiting for the capture thread (more are dropped, counted).
@@ -114,15 +115,17 @@ class SentryBridge(SpanProcessor):
         # id(exc) -> (exc, span id, log message) for logger.exception inside a live span
         self._pending: dict[int, tuple[BaseException, int, str | None]] = {}
         self._warned: set[str] = set()
+        self._shutdown_started: float | None = None
         self._sdk: ModuleType | None = None
         self._client: Any = None
         self._worker: sdkx.CaptureWorker[_Capture] = sdkx.CaptureWorker(
             self._capture, max_queue=max_queue, name="flowtel-sentry-capture"
         )
-        _reset_in_forked_children(self)
+        sdkx.reset_in_forked_children(self, SentryBridge._after_fork)
         meter = (meter_provider or metrics.get_meter_provider()).get_meter("flowtel.sentry")
         spec = semconv.metric(semconv.METRIC_SENTRY_EVENTS)
         self._events = meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+        self._ledger = SentryLedger(self._add)
 
     # -- sentry-sdk set-up ---------------------------------------------------------------------
     def init_sentry(
@@ -180,20 +183,34 @@ class SentryBridge(SpanProcessor):
             self._warn_once("on_end", "flowtel: Sentry bridge failed to report a span error")
             self._count(SentryOutcome.DROPPED, SentryDropReason.BRIDGE_ERROR)
 
+    def begin_shutdown(self) -> None:
+        """Start the shutdown clock (first call wins); ``Telemetry.shutdown()`` calls it first,
+        so the budget is the pipeline's, not what the processors before this one left over."""
+        if self._shutdown_started is None:
+            self._shutdown_started = time.monotonic()
+
     def shutdown(self) -> None:
-        """Capture and send what is queued (bounded by ``shutdown_timeout_s``), close sentry-sdk."""
-        deadline = time.monotonic() + self._shutdown_timeout_s
-        self._worker.close(self._shutdown_timeout_s)
+        """Capture and send what is queued, close sentry-sdk; bounded by ``shutdown_timeout_s``.
+
+        Stops waiting a reserve before the budget ends (at most 0.25 s, 20 %) so the counts can
+        still be exported; every event not answered by then is counted ``shutdown_timeout``.
+        """
+        self.begin_shutdown()
+        budget = self._shutdown_timeout_s
+        deadline = (self._shutdown_started or 0.0) + budget - min(0.25, budget * 0.2)
+        self._worker.close(max(0.0, deadline - time.monotonic()))
         client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close(timeout=max(0.0, deadline - time.monotonic()))
-                # A closed client left bound would keep running before_send for every ERROR
-                # log of the process; unbind it unless someone else replaced it meanwhile.
-                if self._sdk is not None and self._sdk.get_client() is client:
-                    self._sdk.get_global_scope().set_client(None)
-            except Exception:
-                self._warn_once("shutdown", "flowtel: closing sentry-sdk failed")
+        try:
+            if client is not None:
+                client.flush(timeout=max(0.0, deadline - time.monotonic()))
+        except Exception:
+            self._warn_once("flush", "flowtel: flushing sentry-sdk failed")
+        self._ledger.expire()
+        try:
+            if client is not None:
+                sdkx.close_client(self._sdk, client)
+        except Exception:
+            self._warn_once("shutdown", "flowtel: closing sentry-sdk failed")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Wait up to ``timeout_millis`` until queued events are built and sent."""
@@ -283,6 +300,8 @@ class SentryBridge(SpanProcessor):
         self._pending = {}
         self._occurrences.reset_after_fork()
         self._worker.reset_after_fork()
+        self._ledger.reset_after_fork()
+        self._shutdown_started = None
 
     def _send(
         self,
@@ -300,11 +319,19 @@ class SentryBridge(SpanProcessor):
         scopes = (sdk.get_current_scope(), sdk.get_isolation_scope())
         tb = exc.__traceback__ if exc is not None else None
         job = _Capture(span, exc, tb, event, handled, mechanism, message, scopes)
+        self._ledger.open()  # before the capture thread can settle it
         if not self._worker.submit(job):
-            self._count(SentryOutcome.DROPPED, SentryDropReason.QUEUE_FULL)
+            self._ledger.cancel(SentryDropReason.QUEUE_FULL)
 
     def _capture(self, job: _Capture) -> None:
-        """Build the event and hand it to sentry-sdk; runs on the capture thread."""
+        """Build the event and hand it to sentry-sdk; runs on the capture thread.
+
+        An event that sentry-sdk neither took nor reported lost (a closed client) is ``other``.
+        """
+        with self._ledger.scope(1, leftover=SentryDropReason.OTHER):
+            self._capture_in_scope(job)
+
+    def _capture_in_scope(self, job: _Capture) -> None:
         try:
             sdk = self._sdk
             if sdk is None:
@@ -346,7 +373,7 @@ class SentryBridge(SpanProcessor):
                 if "log_record" in hint and current.is_recording() and cctx.is_valid:
                     with self._lock:
                         if len(self._pending) < self._max_pending:
-                            message = _log_message(hint["log_record"])
+                            message = ev.log_message(hint["log_record"])
                             self._pending[id(exc)] = (exc, cctx.span_id, message)
                             exported(cctx)  # keep its trace (tail sampling): the event links it
                             return None  # reported when its span ends, unless a span does
@@ -357,41 +384,15 @@ class SentryBridge(SpanProcessor):
         return event
 
     def _count(self, outcome: SentryOutcome, reason: SentryDropReason | None, n: int = 1) -> None:
+        self._ledger.count(outcome, reason, n)
+
+    def _add(self, n: int, attributes: dict[str, str]) -> None:
         try:
-            attrs = {semconv.SENTRY_OUTCOME: outcome.value}
-            if reason is not None:
-                attrs[semconv.SENTRY_REASON] = reason.value
-            self._events.add(n, attrs)
+            self._events.add(n, attributes)
         except Exception:
             self._warn_once("count", "flowtel: counting Sentry events failed")
-
-    def _count_sdk_loss(self, sdk_reason: str, quantity: int) -> None:
-        if sdk_reason == "before_send":  # the bridge dropped it and counted why
-            return
-        self._count(
-            SentryOutcome.DROPPED, SDK_REASONS.get(sdk_reason, SentryDropReason.OTHER), quantity
-        )
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
             _log.warning(message, exc_info=True)
-
-
-def _reset_in_forked_children(bridge: SentryBridge) -> None:
-    ref = weakref.ref(bridge)
-
-    def after_in_child() -> None:
-        alive = ref()
-        if alive is not None:
-            alive._after_fork()
-
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=after_in_child)
-
-
-def _log_message(record: logging.LogRecord) -> str:
-    try:
-        return record.getMessage()
-    except Exception:  # bad %-args: the raw template still says what happened
-        return str(record.msg)

@@ -7,6 +7,7 @@ and compute the key that recognises one exception occurrence seen by several nes
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 from collections.abc import Iterator, Mapping
@@ -341,3 +342,11 @@ def parsed_exception_value(
     if isinstance(stacktrace, str):
         value["stacktrace"] = {"frames": parse_frames(stacktrace, scrubber)}
     return value
+
+
+def log_message(record: logging.LogRecord) -> str:
+    """The record's message; the raw template when its %-args are bad (it still says what)."""
+    try:
+        return record.getMessage()
+    except Exception:
+        return str(record.msg)

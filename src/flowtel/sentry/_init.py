@@ -12,7 +12,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from flowtel.sentry import _sdk as sdkx
-from flowtel.sentry._outcomes import SentryOutcome
 
 if TYPE_CHECKING:
     from flowtel.sentry._bridge import SentryBridge
@@ -61,11 +60,7 @@ def init_sdk(
         include_local_variables=False,
         max_request_body_size="medium" if send_default_pii else "never",
         before_send=cast(Any, bridge.before_send),
-        transport=sdkx.counting_transport(
-            sentry_sdk,
-            on_queued=lambda n: bridge._count(SentryOutcome.SENT, None, n),
-            on_lost=bridge._count_sdk_loss,
-        ),
+        transport=sdkx.counting_transport(sentry_sdk, bridge._ledger),
         transport_queue_size=transport_queue_size,
         shutdown_timeout=bridge._shutdown_timeout_s,
     )

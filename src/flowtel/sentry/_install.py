@@ -87,3 +87,6 @@ def _install(telemetry: Telemetry) -> None:
     add_processor = getattr(telemetry.tracer_provider, "add_span_processor", None)
     if add_processor is not None:  # a no-op provider (OTEL_SDK_DISABLED) has none
         add_processor(bridge)
+        # The bridge's budget starts with Telemetry.shutdown(), not when the processors
+        # before it are done: its losses are counted before the meter provider's last export.
+        telemetry.add_shutdown_callback(bridge.begin_shutdown)

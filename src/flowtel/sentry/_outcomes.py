@@ -9,7 +9,7 @@ from typing import Final
 class SentryOutcome(StrEnum):
     """What happened to a Sentry event (``flowtel.sentry.outcome``)."""
 
-    SENT = "sent"  # handed to sentry-sdk's background transport queue
+    SENT = "sent"  # Sentry answered 2xx to the envelope carrying it
     DROPPED = "dropped"
 
 
@@ -18,10 +18,11 @@ class SentryDropReason(StrEnum):
 
     DUPLICATE = "duplicate"  # the same exception occurrence was already reported
     SAMPLE = "sample"  # sentry_sample_rate
-    RATE_LIMITED = "rate_limited"  # Sentry answered 429 / rate-limit headers
-    QUEUE_FULL = "queue_full"  # the transport queue was full (Sentry slow or down)
-    NETWORK_ERROR = "network_error"
-    SEND_ERROR = "send_error"
+    RATE_LIMITED = "rate_limited"  # Sentry answered 429, or its rate limit is still running
+    QUEUE_FULL = "queue_full"  # a queue was full (Sentry slow or down)
+    NETWORK_ERROR = "network_error"  # no HTTP answer: refused, reset, timed out
+    SEND_ERROR = "send_error"  # Sentry answered an error status (4xx/5xx other than 429)
+    SHUTDOWN_TIMEOUT = "shutdown_timeout"  # still queued or in flight when the budget ended
     BRIDGE_ERROR = "bridge_error"  # the bridge itself failed (logged once)
     OTHER = "other"
 

@@ -2,22 +2,27 @@
 
 Why separate: :mod:`flowtel.sentry` decides *what* to report (dedupe, attribution); this module
 deals with *how* sentry-sdk is driven without hurting the host app: a capture thread so the
-span's thread never builds or serialises events, a transport that counts what is lost, and the
-scrubbing pass over every event sentry-sdk is about to send. sentry-sdk objects arrive as
-arguments; nothing here imports it at module level.
+span's thread never builds or serialises events, a transport that counts what Sentry accepted
+and what is lost, and the scrubbing pass over every event sentry-sdk is about to send.
+sentry-sdk objects arrive as arguments; nothing here imports it at module level.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from flowtel._core import _compat
 from flowtel._core._scrub import Scrubber
 from flowtel.sentry import _event as ev
+from flowtel.sentry._ledger import SentryLedger
+from flowtel.sentry._outcomes import SDK_REASONS, SentryDropReason, SentryOutcome
 
 _J = TypeVar("_J")
 
@@ -110,27 +115,54 @@ def pii_options(send_default_pii: bool) -> dict[str, Any]:
     return {"send_default_pii": True}
 
 
-def counting_transport(
-    sentry_sdk: Any,
-    on_queued: Callable[[int], None],
-    on_lost: Callable[[str, int], None],
-) -> type[Any]:
-    """sentry-sdk's HTTP transport, reporting error events queued and lost.
+def sdk_reason(reason: str, answered: bool) -> SentryDropReason | None:
+    """The drop reason for a loss sentry-sdk reports; None for ``before_send`` (the bridge
+    dropped that event itself and counted why). sentry-sdk says ``network_error`` also when
+    Sentry answered an error status: that is a ``send_error``."""
+    if reason == "before_send":
+        return None
+    if reason == "network_error" and answered:
+        return SentryDropReason.SEND_ERROR
+    return SDK_REASONS.get(reason, SentryDropReason.OTHER)
 
-    Uses only the public ``Transport`` hooks (``capture_envelope``, ``record_lost_event``), so
-    sending, retries and rate-limit handling stay sentry-sdk's own.
+
+def counting_transport(sentry_sdk: Any, ledger: SentryLedger) -> type[Any]:
+    """sentry-sdk's HTTP transport, settling every error event it carries in ``ledger``.
+
+    Sending, retries and rate limits stay sentry-sdk's own. An event is ``sent`` when Sentry
+    answered 2xx to its envelope (through :func:`~flowtel._core._compat.sentry_send_hooks`; on
+    an SDK where those hooks fail their probe, when the transport queued it). Losses come
+    from the public ``record_lost_event``. After the ledger expired, queued envelopes are not
+    sent any more: they were counted ``shutdown_timeout``.
     """
     base: type[Any] = sentry_sdk.transport.HttpTransport
-    local = threading.local()
+    hooked = _compat.sentry_send_hooks(base)
 
-    class CountingTransport(base):  # type: ignore[misc]
+    class CountingTransport(hooked or base):  # type: ignore[misc]
         def capture_envelope(self, envelope: Any) -> None:
-            errors = sum(1 for item in envelope.items if item.data_category == "error")
-            local.overflow = 0
-            super().capture_envelope(envelope)
-            queued = errors - getattr(local, "overflow", 0)
-            if queued > 0:
-                on_queued(queued)
+            errors = _errors(envelope)
+            if not errors:
+                super().capture_envelope(envelope)
+                return
+            ledger.hand_over(errors)
+            with ledger.scope(errors) as scope:
+                super().capture_envelope(envelope)  # a full queue reports queue_overflow here
+            if hooked is None:  # the fallback: queued counts as sent
+                ledger.settle(scope, SentryOutcome.SENT, None, scope.remaining)
+
+        def flowtel_send(self, envelope: Any, send: Callable[[], None]) -> None:
+            if ledger.closed:
+                return  # counted shutdown_timeout at the end of the budget: never sent late
+            with ledger.scope(_errors(envelope)) as scope:
+                try:
+                    send()
+                finally:
+                    ledger.answered(scope)
+
+        def flowtel_answer(self, status: int) -> None:
+            scope = ledger.current()
+            if scope is not None:
+                scope.status = status
 
         def record_lost_event(
             self,
@@ -142,12 +174,41 @@ def counting_transport(
         ) -> None:
             category = item.data_category if item is not None else data_category
             if category == "error":
-                if reason == "queue_overflow":
-                    local.overflow = getattr(local, "overflow", 0) + 1
-                on_lost(reason, quantity)
+                scope = ledger.current()
+                why = sdk_reason(reason, scope is not None and scope.status is not None)
+                if why is not None:
+                    ledger.count(SentryOutcome.DROPPED, why, 1 if item is not None else quantity)
             super().record_lost_event(reason, data_category, item, quantity=quantity)
 
     return CountingTransport
+
+
+def _errors(envelope: Any) -> int:
+    return sum(1 for item in envelope.items if item.data_category == "error")
+
+
+def reset_in_forked_children(target: Any, reset: Callable[[Any], None]) -> None:
+    """Call ``reset(target)`` in every forked child while ``target`` is alive (held weakly)."""
+    ref = weakref.ref(target)
+
+    def after_in_child() -> None:
+        alive = ref()
+        if alive is not None:
+            reset(alive)
+
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=after_in_child)
+
+
+def close_client(sdk: Any, client: Any) -> None:
+    """Stop ``client``'s transport without waiting (the caller flushed) and unbind it.
+
+    A closed client left bound would keep running before_send for every ERROR log of the
+    process; it stays bound only if someone else replaced it meanwhile.
+    """
+    client.close(timeout=0.0)
+    if sdk is not None and sdk.get_client() is client:
+        sdk.get_global_scope().set_client(None)
 
 
 def scrub_event(event: dict[str, Any], scrubber: Scrubber, *, exceptions: bool = True) -> None:
