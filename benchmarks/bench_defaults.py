@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-QUICK = os.environ.get("BENCH_QUICK") == "1"
+QUICK = os.environ.get("BENCH_QUICK") == "1" or "--quick" in sys.argv
 ONLY = {k for k in os.environ.get("BENCH_ONLY", "").split(",") if k}
 """``BENCH_ONLY=failing,nested_10``: run only these rows (keys as in the RESULT lines)."""
 

@@ -1,5 +1,10 @@
 """@traced / span() cost versus raw OpenTelemetry on the same provider, measured in one run.
 
+SPECIAL CONFIGURATION, not the defaults: error aggregation is off (``error_window_minutes=None``)
+and both sides share one provider feeding a null exporter, to isolate what the decorator itself
+costs; the sampled-out rows also show ``count_unsampled=False``. The headline figures, on the
+defaults and through flowtel's own export pipeline, come from ``bench_defaults.py``.
+
 Run: ``python benchmarks/bench_traced.py``. Prints per-call nanoseconds (best of N repeats,
 interleaved so both sides see the same machine state) and the ratio flowtel / raw.
 The spans go through a BatchSpanProcessor to an exporter that does nothing, so the cost measured is
@@ -84,6 +89,7 @@ def main() -> int:
         with tracer.start_as_current_span("work"):
             return work()
 
+    print("(special configuration: error aggregation off, shared provider, null exporter)")
     results["sync"] = compare("sync function, sampled", raw_sync, traced_work)
 
     # The same comparison with raw OTel given the attributes @traced adds (code.*): the

@@ -37,11 +37,13 @@ TARGETS: dict[str, tuple[str, str, float, bool]] = {
 _RESULT = re.compile(r"^(?:RESULT|RATIO)\s+(\S+)\s+([0-9.]+)\s*$")
 
 
-def run(script: Path, env: dict[str, str], timeout_s: float | None) -> tuple[int, str]:
+def run(
+    script: Path, env: dict[str, str], timeout_s: float | None, args: list[str]
+) -> tuple[int, str]:
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), *args],
             cwd=HERE.parent,
             env=env,
             capture_output=True,
@@ -58,7 +60,7 @@ def run(script: Path, env: dict[str, str], timeout_s: float | None) -> tuple[int
     return code, out
 
 
-def table(results: dict[str, dict[str, float]]) -> str:
+def table(results: dict[str, dict[str, float]], outputs: dict[str, str]) -> str:
     lines = [
         "# Benchmark results (quick run)",
         "",
@@ -80,6 +82,9 @@ def table(results: dict[str, dict[str, float]]) -> str:
             else:
                 goal, verdict = "", ""
             lines.append(f"| {script} | {what} | {ratio:.2f}x | {anchor} | {goal} | {verdict} |")
+    for script, out in outputs.items():
+        tail = "\n".join(out.strip().splitlines()[-30:])
+        lines += ["", f"## {script}", "", "```text", tail, "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -95,15 +100,18 @@ def main() -> int:
         scripts = sorted(HERE.glob("bench_*.py"))
     failed = 0
     results: dict[str, dict[str, float]] = {}
+    outputs: dict[str, str] = {}
     for script in scripts:
         print(f"\n===== {script.name} =====", flush=True)
-        code, out = run(script, env, QUICK_TIMEOUT_S if args.quick else None)
+        extra = ["--quick"] if args.quick else []
+        code, out = run(script, env, QUICK_TIMEOUT_S if args.quick else None, extra)
+        outputs[script.name] = out
         failed += code != 0
         rows = {m[1]: float(m[2]) for m in map(_RESULT.match, out.splitlines()) if m}
         if rows:
             results[script.name] = rows
     if args.quick:
-        text = table(results)
+        text = table(results, outputs)
         (HERE / "results.md").write_text(text)
         print("\n" + text)
         return 0  # a report, never a gate

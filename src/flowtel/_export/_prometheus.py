@@ -45,7 +45,20 @@ def prometheus_reader(port: int | None, host: str) -> tuple[Any, int]:
             port,
             "a port, with the 'prometheus' extra installed (pip install 'flowtel[prometheus]')",
         ) from None
-    reader = PrometheusMetricReader()
+    class ScrubbingPrometheusReader(PrometheusMetricReader):
+        """Serves what the SDK collected with every data point's attributes scrubbed, like
+        every other output: a scrape endpoint is an output too."""
+
+        def _receive_metrics(self, metrics_data: Any, *args: Any, **kwargs: Any) -> None:
+            from flowtel._export._scrub import scrub_metrics
+
+            try:
+                metrics_data = scrub_metrics(metrics_data)
+            except Exception:  # never serve unscrubbed: serve nothing this time
+                return
+            super()._receive_metrics(metrics_data, *args, **kwargs)
+
+    reader = ScrubbingPrometheusReader()
     with _lock:
         running = _servers.get((host, port)) if port else None
         if running is not None and running.thread.is_alive():
