@@ -227,7 +227,7 @@ class TestThroughTheCollector:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Without the SDK internals it replaces, the SDK exporter is used, still scrubbed."""
-        monkeypatch.setattr(_otlp_grpc, "_supported", lambda: False)
+        monkeypatch.setattr(_otlp_grpc, "otlp_grpc_bytes_hooks_ok", lambda cls: False)
         telemetry = configure(exporter="otlp", otlp_endpoint=otlp_grpc.endpoint)
         _raw_api_secrets()
         assert telemetry.force_flush(timeout_s=10.0)

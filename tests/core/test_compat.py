@@ -40,6 +40,10 @@ class TestProbes:
         MeterProvider(metric_readers=[reader])
         assert _compat.reader_collect_hooks(reader) is not None
         assert _compat.API_PROXY_METER_PROVIDER is not None
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        assert _compat.otlp_grpc_bytes_hooks_ok(OTLPSpanExporter)
+        assert not _compat.otlp_grpc_bytes_hooks_ok(object)
 
     def test_an_object_without_the_hooks_is_refused(self) -> None:
         """A reader without the collect hooks is reported as such, never half-used."""

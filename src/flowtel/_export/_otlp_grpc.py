@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from flowtel._core._compat import otlp_grpc_bytes_hooks_ok
 from flowtel._export._encode import SpanEncoder
 
 __all__ = ["EncodingSpanExporter", "grpc_span_exporter"]
@@ -72,16 +73,9 @@ class EncodingSpanExporter(OTLPSpanExporter):
             self._batch = None
 
 
-def _supported() -> bool:
-    """Whether the SDK exporter still has the internals this subclass replaces."""
-    return all(
-        callable(getattr(OTLPSpanExporter, name, None)) for name in ("_translate_data", "_export")
-    )
-
-
 def grpc_span_exporter(**kwargs: Any) -> SpanExporter:
     """flowtel's encoding exporter when the installed SDK allows it, else the SDK's own."""
-    if _supported():
+    if otlp_grpc_bytes_hooks_ok(OTLPSpanExporter):
         exporter = EncodingSpanExporter(**kwargs)
         if isinstance(getattr(exporter, "_client", None), _BytesTraceStub):
             return exporter

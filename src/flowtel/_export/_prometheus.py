@@ -45,6 +45,7 @@ def prometheus_reader(port: int | None, host: str) -> tuple[Any, int]:
             port,
             "a port, with the 'prometheus' extra installed (pip install 'flowtel[prometheus]')",
         ) from None
+
     class ScrubbingPrometheusReader(PrometheusMetricReader):
         """Serves what the SDK collected with every data point's attributes scrubbed, like
         every other output: a scrape endpoint is an output too."""
