@@ -63,16 +63,19 @@ class _Call:
     __slots__ = ("done", "fn", "result")
 
     def __init__(self, fn: Callable[[], object]) -> None:
-        self.fn = fn
+        self.fn: Callable[[], object] | None = fn
         self.done = threading.Event()
         self.result: tuple[_CallOutcome, Any] = (_CallOutcome.TIMED_OUT, None)
 
     def run(self) -> None:
+        fn, self.fn = self.fn, None  # the batch it closes over is freed as soon as it ran
         try:
-            self.result = (_CallOutcome.DONE, self.fn())
+            if fn is not None:
+                self.result = (_CallOutcome.DONE, fn())
         except BaseException as exc:  # reported to the caller, never raised
             self.result = (_CallOutcome.RAISED, exc)
         finally:
+            del fn
             self.done.set()
 
     def wait(self, allowed_s: Callable[[], float]) -> bool:
@@ -93,6 +96,7 @@ def _serve(calls: SimpleQueue[_Call | None]) -> None:
         if call is None:
             return
         call.run()
+        del call  # hold no finished batch while waiting for the next one
 
 
 def _run_once(call: _Call) -> None:
