@@ -128,3 +128,23 @@ class TestCountedWithoutSdkSpans:
         configure(sample_rate=0.0, span_processors=[SeesEverySpan()])
         look()
         assert seen == [False, True]
+
+    def test_a_handled_error_counts_under_the_sampled_out_call(
+        self, configure: Callable[..., flowtel.Telemetry]
+    ) -> None:
+        """record_error() inside a sampled-out call is attributed to that call's component and
+        operation, as inside a recorded one."""
+        from flowtel.errors import record_error
+
+        @flowtel.traced(component="search", operation="query")
+        def query() -> None:
+            try:
+                raise ConnectionResetError("cache unavailable")
+            except ConnectionResetError as exc:
+                record_error(exc)
+
+        configure(sample_rate=0.0)
+        for _ in range(3):
+            query()
+        stats = flowtel.get_error_stats(component="search", operation="query")
+        assert (stats.total, stats.errors, stats.handled) == (3, 0, 3)

@@ -36,6 +36,10 @@ def add_handled_event(
     span = trace.get_current_span()
     own = not span.is_recording()
     if own:
+        from flowtel.tracing._light import CountedSpan  # a sampled-out @traced call
+
+        own = not isinstance(span, CountedSpan)  # its component and operation count it
+    if own:
         component = component or semconv.SCOPE_ERRORS
         operation = operation or semconv.SPAN_RECORD_ERROR
         span = tracer.start_span(
