@@ -155,7 +155,10 @@ class TestReadinessIsolation:
         async def main() -> dict[str, Any]:
             for _ in range(3):
                 await asyncio.gather(*(monitor.run_once(c.name) for c in monitor.checks))
-            hung = [t for t in threading.enumerate() if t.name.startswith("flowtel-readiness")]
+            # The healthy check's own thread may not have exited yet: count the hung ones.
+            hung = [
+                t for t in threading.enumerate() if t.name.startswith("flowtel-readiness_check-hung")
+            ]
             return {"statuses": monitor.statuses(), "threads": len(hung)}
 
         result = asyncio.run(main())
