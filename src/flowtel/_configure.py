@@ -21,6 +21,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry._logs import NoOpLoggerProvider
 
 from flowtel._core import _proxy
+from flowtel._core._keywords import checked_keywords
 from flowtel._core._options import UNSET, Options, _Unset
 from flowtel._core._scrub import Scrubber, current_scrubber, set_scrubber
 from flowtel._core._settings import Settings, resolve
@@ -35,6 +36,7 @@ _lock = threading.RLock()
 _atexit_registered = False
 
 
+@checked_keywords
 def configure_telemetry(
     *,
     service_name: str | _Unset = UNSET,

@@ -110,7 +110,9 @@ def test_a_processor_reading_attributes_at_start_turns_it_off(configure: Any) ->
     charge()
     assert _site(charge).preset is not None
     late = StartReader()
-    flowtel_provider = flowtel.configure_telemetry.__globals__["HUB"].current.tracer_provider
+    from flowtel._core._telemetry import HUB
+
+    flowtel_provider = HUB.current.tracer_provider  # type: ignore[union-attr]
     flowtel_provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))  # blind
     charge()
     assert _site(charge).preset is not None

@@ -364,3 +364,10 @@ def test_default_propagation_needs_no_import(
     out = run_python(PROPAGATION.replace("**KW", f"**{kw}"), env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == [first, headers]
+
+
+def test_a_misspelt_keyword_names_the_closest_and_the_accepted() -> None:
+    """A typo in a keyword gets a TypeError with the likely intended name and the full list."""
+    with pytest.raises(TypeError, match=r"'servce_name'; did you mean 'service_name'\?") as info:
+        flowtel.configure_telemetry(servce_name="x", force=True)  # type: ignore[call-arg]
+    assert "sample_rate" in str(info.value)

@@ -15,11 +15,11 @@ match, instead of a message about some internal ``add()``.
 
 from __future__ import annotations
 
-import difflib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
+from flowtel._core._keywords import check_keywords
 from flowtel.exceptions import ConfigurationError
 
 __all__ = ["MAX_SECONDS", "check_keywords", "register", "seconds"]
@@ -29,19 +29,6 @@ MAX_SECONDS: Final = 86_400.0
 overflow the waits it ends up in."""
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def check_keywords(where: str, given: Iterable[str], accepted: tuple[str, ...]) -> None:
-    """Raise ``TypeError`` for the first keyword of ``given`` not in ``accepted``."""
-    for key in given:
-        if key in accepted:
-            continue
-        close = difflib.get_close_matches(key, accepted, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise TypeError(
-            f"{where}() got an unexpected keyword argument {key!r}{hint} "
-            f"(accepted: {', '.join(accepted)})"
-        )
 
 
 def register(

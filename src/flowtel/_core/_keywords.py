@@ -1,0 +1,47 @@
+"""Keyword checking for flowtel's public calls: a typo gets the accepted names and a suggestion.
+
+Why: Python's own ``TypeError`` for an unknown keyword names neither what is accepted nor what
+was probably meant, and for calls that forward keywords it names an internal function instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import ParamSpec, TypeVar
+
+__all__ = ["check_keywords", "checked_keywords"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def check_keywords(where: str, given: Iterable[str], accepted: tuple[str, ...]) -> None:
+    """Raise ``TypeError`` for the first keyword of ``given`` not in ``accepted``."""
+    for key in given:
+        if key in accepted:
+            continue
+        close = difflib.get_close_matches(key, accepted, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise TypeError(
+            f"{where}() got an unexpected keyword argument {key!r}{hint} "
+            f"(accepted: {', '.join(accepted)})"
+        )
+
+
+def checked_keywords(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` with its keywords checked first (see :func:`check_keywords`); same signature."""
+    accepted = tuple(
+        name
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    )
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        check_keywords(fn.__name__, kwargs, accepted)
+        return fn(*args, **kwargs)
+
+    return wrapper
