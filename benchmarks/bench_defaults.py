@@ -64,7 +64,14 @@ def sink_counts(endpoint: str) -> tuple[int, int]:
     return int(spans), int(logs)
 
 
+#: Called before each timed batch: both pipelines export what earlier batches left queued, so
+#: one side's background export never runs during the other side's timing (set in main()).
+SETTLE: list[Callable[[], object]] = []
+
+
 def per_call_ns(fn: Callable[[], object], calls: int) -> float:
+    for settle in SETTLE:
+        settle()
     gc.collect()
     start = time.perf_counter_ns()
     for _ in range(calls):
@@ -132,6 +139,10 @@ class Raw:
         self.log.setLevel(logging.INFO)
         self.log.addHandler(LoggingHandler(logger_provider=self.logger_provider))
 
+    def flush(self) -> None:
+        self.provider.force_flush(30_000)
+        self.logger_provider.force_flush(30_000)
+
     def shutdown(self) -> None:
         self.provider.shutdown()
         self.logger_provider.shutdown()
@@ -170,6 +181,7 @@ def main() -> int:
         telemetry = flowtel.configure_telemetry(service_name="bench", otlp_endpoint=endpoint)
         raw = Raw(endpoint)
         tracer = raw.tracer
+        SETTLE[:] = [lambda: raw.flush(), lambda: telemetry.force_flush(30)]
 
         # --- 1. successful call, sync and async ---------------------------------------------
         @flowtel.traced(component="bench", operation="work")
@@ -295,6 +307,7 @@ def main() -> int:
         )
         raw = Raw(endpoint, sample_rate=0.1)
         tracer = raw.tracer
+        SETTLE[:] = [lambda: raw.flush(), lambda: telemetry.force_flush(30)]
 
         @flowtel.traced(component="bench", operation="sampled")
         def sampled() -> int:
@@ -308,6 +321,7 @@ def main() -> int:
             results["sampled_0_1"] = paired(
                 "call at sample_rate=0.1 (flowtel counts every call)", raw_sampled, sampled, CALLS
             )
+        SETTLE.clear()
         telemetry.shutdown()
         raw.shutdown()
 

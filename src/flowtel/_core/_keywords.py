@@ -6,7 +6,6 @@ was probably meant, and for calls that forward keywords it names an internal fun
 
 from __future__ import annotations
 
-import difflib
 import functools
 import inspect
 from collections.abc import Callable, Iterable
@@ -23,6 +22,8 @@ def check_keywords(where: str, given: Iterable[str], accepted: tuple[str, ...]) 
     for key in given:
         if key in accepted:
             continue
+        import difflib  # only on a wrong keyword
+
         close = difflib.get_close_matches(key, accepted, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise TypeError(

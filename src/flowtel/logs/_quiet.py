@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import logging
-import sysconfig
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,8 @@ _CACHE_MAX = 4096  # (logger name, code path) pairs are code-defined; bound the 
 
 @lru_cache(maxsize=1)
 def _library_roots() -> tuple[str, ...]:
+    import sysconfig  # on first use: it costs process start otherwise
+
     paths = sysconfig.get_paths()
     roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
     return tuple(sorted(roots))

@@ -65,6 +65,8 @@ class _Trace:
 class TailSamplingProcessor(SpanProcessor):
     """Buffers the spans of undecided traces and hands kept traces, whole, to its exporters.
 
+    ``wants_sampled_out_spans``: it buffers every span, sampled or not (see tracing._light).
+
     Threading: ``on_end`` may run on any thread; it holds one lock for a few dictionary
     operations, and calls the export processors outside it. It never raises.
 
@@ -72,6 +74,8 @@ class TailSamplingProcessor(SpanProcessor):
         rules: the rules and bounds (``configure_telemetry(sampling=...)``).
         clock: monotonic seconds, for root timeouts; injectable for tests.
     """
+
+    wants_sampled_out_spans = True
 
     def __init__(self, rules: Sampling, clock: Callable[[], float] = time.monotonic) -> None:
         global _created
