@@ -45,6 +45,12 @@ __all__ = [
 _log = logging.getLogger("flowtel")
 
 
+def _flush(target: Any, timeout_millis: float) -> bool:
+    """The target's ``force_flush`` (the API's no-op providers have none: nothing to flush)."""
+    flush = getattr(target, "force_flush", None)
+    return bool(flush(timeout_millis)) if flush is not None else True
+
+
 class DelegatingTracerProvider(trace_api.TracerProvider):
     """The global TracerProvider flowtel installs: every call goes to :attr:`target`."""
 
@@ -64,8 +70,7 @@ class DelegatingTracerProvider(trace_api.TracerProvider):
         )
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        flush = getattr(self.target, "force_flush", None)
-        return bool(flush(timeout_millis)) if flush is not None else True
+        return _flush(self.target, timeout_millis)
 
 
 class _DelegatingTracer(trace_api.Tracer):
@@ -148,8 +153,7 @@ class DelegatingMeterProvider(metrics_api.MeterProvider):
         return self.target.get_meter(name, version, schema_url, attributes)
 
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
-        flush = getattr(self.target, "force_flush", None)
-        return bool(flush(timeout_millis)) if flush is not None else True
+        return _flush(self.target, timeout_millis)
 
 
 class DelegatingLoggerProvider(LoggerProvider):
@@ -169,8 +173,7 @@ class DelegatingLoggerProvider(LoggerProvider):
         return _DelegatingLogger(self, (name, version, schema_url, attributes))
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        flush = getattr(self.target, "force_flush", None)
-        return bool(flush(timeout_millis)) if flush is not None else True
+        return _flush(self.target, timeout_millis)
 
 
 class _DelegatingLogger(Logger):

@@ -216,6 +216,11 @@ class _GuardCore(Generic[_B]):
     def _timeout_reason(self) -> LossReason:
         return LossReason.SHUTDOWN_TIMEOUT if self.guard.closing else LossReason.EXPORT_TIMEOUT
 
+    def flush(self, flush: Callable[[int], object], timeout_millis: int) -> bool:
+        """``flush(timeout_millis)`` within the smaller of that and the shutdown budget."""
+        cap_s = min(_millis_to_s(timeout_millis, 30.0), self.guard.shutdown_remaining_s())
+        return self.control(lambda: flush(timeout_millis), cap_s)
+
     def control(self, call: Callable[[], object], cap_s: float) -> bool:
         """Run a flush/shutdown ``call``, waiting for it at most ``cap_s``."""
         started = time.monotonic()
@@ -268,8 +273,7 @@ class GuardedSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush the wrapped exporter, waiting at most ``timeout_millis``."""
-        cap_s = min(_millis_to_s(timeout_millis, 30.0), self._core.guard.shutdown_remaining_s())
-        return self._core.control(lambda: self.exporter.force_flush(timeout_millis), cap_s)
+        return self._core.flush(self.exporter.force_flush, timeout_millis)
 
     def shutdown(self) -> None:
         """Shut the wrapped exporter down (aborting a stuck export) within the deadline."""
@@ -299,8 +303,7 @@ class GuardedLogExporter(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Flush the wrapped exporter, waiting at most ``timeout_millis``."""
-        cap_s = min(_millis_to_s(timeout_millis, 30.0), self._core.guard.shutdown_remaining_s())
-        return self._core.control(lambda: self.exporter.force_flush(timeout_millis), cap_s)
+        return self._core.flush(self.exporter.force_flush, timeout_millis)
 
     def shutdown(self) -> None:
         """Shut the wrapped exporter down (aborting a stuck export) within the deadline."""
