@@ -7,6 +7,7 @@ under concurrent tracing across ten reconfigurations, exported + counted == ende
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from opentelemetry._logs import LogRecord, get_logger
 
 import flowtel
 from flowtel.exceptions import ConfigurationError
+from tests.support.polling import wait_until
 
 
 def _otlp(otlp_http: Any, **extra: Any) -> dict[str, Any]:
@@ -129,7 +131,8 @@ class TestConcurrentReconfiguration:
         for thread in threads:
             thread.start()
         for _ in range(10):
-            time.sleep(0.05)
+            before = sum(ended)  # swap only once the threads have traced on this pipeline
+            wait_until(lambda b=before: sum(ended) >= b + 100, timeout_s=10, what="tracing")
             handles.append(configure(**_otlp(otlp_http, shutdown_timeout_s=2.0)))
         stop.set()
         for thread in threads:
@@ -141,9 +144,8 @@ class TestConcurrentReconfiguration:
             exported = len(otlp_http.spans_by_name("ledger"))
             return exported + _dropped(handles) == total
 
-        deadline = time.monotonic() + 15
-        while not balanced() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):  # the assertion below says what is missing
+            wait_until(balanced, timeout_s=15, what="every span exported or counted")
         exported = len(otlp_http.spans_by_name("ledger"))
         counted = _dropped(handles)
         print(f"\nended {total}: exported {exported} + counted {counted} "

@@ -18,7 +18,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
+from tests.support.polling import wait_until
 
 from . import _stack as st
 
@@ -227,16 +228,15 @@ def example_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def started() -> bool:
             assert proc.poll() is None, logfile.read_text()[-2000:]
-            assert time.monotonic() < deadline, "the example never finished starting"
             try:
-                if httpx.get(f"{url}/startup", timeout=2).status_code == 200:
-                    break
+                return httpx.get(f"{url}/startup", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
-            time.sleep(0.1)  # polling interval while the example starts, bounded by the deadline
+                return False
+
+        wait_until(started, timeout_s=60, what="the example to finish starting")
         yield url
     finally:
         proc.terminate()
@@ -256,14 +256,13 @@ class TestProbesAgainstTheService:
     ) -> None:
         """Each probe's path is one the running service answers 200 on once started."""
         path = agent[probe]["httpGet"]["path"]
-        deadline = time.monotonic() + 30
-        status = 0
-        while time.monotonic() < deadline:  # /ready waits for the first readiness check run
-            status = httpx.get(f"{example_url}{path}", timeout=2).status_code
-            if status == 200:
-                break
-            time.sleep(0.1)  # polling interval, bounded by the deadline
-        assert status == 200, f"{probe} {path} -> {status}"
+        statuses: list[int] = []
+
+        def answers_200() -> bool:  # /ready waits for the first readiness check run
+            statuses.append(httpx.get(f"{example_url}{path}", timeout=2).status_code)
+            return statuses[-1] == 200
+
+        wait_until(answers_200, timeout_s=30, what=f"{probe} {path} -> 200 (got {statuses[-1:]})")
 
     def test_health_is_not_a_probe(self, agent: dict[str, Any], example_url: str) -> None:
         """/health is for people (docs/lifecycle.md): it exists, and no probe uses it."""
