@@ -8,6 +8,7 @@ under concurrent tracing across ten reconfigurations, exported + counted == ende
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -124,7 +125,7 @@ class TestConcurrentReconfiguration:
             tracer = trace.get_tracer("ledger")
             while not stop.is_set():
                 with tracer.start_as_current_span("ledger"):
-                    time.sleep(0)  # let a reconfiguration land between start and end
+                    os.sched_yield()  # let a reconfiguration land between start and end
                 ended[index] += 1
 
         threads = [threading.Thread(target=trace_loop, args=(i,), daemon=True) for i in range(4)]
