@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flowtel._configure import configure_telemetry
 from flowtel._core._telemetry import Telemetry
 from flowtel.exceptions import ConfigurationError, FlowtelError, StartupError
-from flowtel.tracing import keep_trace, span, traced
+from flowtel.tracing import span, traced
 
 if TYPE_CHECKING:
     from flowtel.errors import ErrorStats, get_error_stats, record_error
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         startup_report,
     )
     from flowtel.logs import current_span_id, current_trace_id
+    from flowtel.tracing import keep_trace
 
 __all__ = [
     "ConfigurationError",
@@ -79,6 +80,8 @@ def __getattr__(name: str) -> Any:
         from flowtel import lifecycle as module
     elif name in _LOGS:
         from flowtel import logs as module
+    elif name == "keep_trace":
+        from flowtel import tracing as module
     elif name == "instrument_fastapi":
         from flowtel import fastapi as module
     else:

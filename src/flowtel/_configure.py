@@ -265,13 +265,9 @@ def _install_features(telemetry: Telemetry) -> None:
 
 
 def _install_globals(telemetry: Telemetry) -> None:
-    """Point the global providers at the new pipelines (see :mod:`flowtel._core._proxy`)."""
-    from flowtel._core._gauge import bind_global_provider
-
+    """Point the global providers at the new pipelines (see :mod:`flowtel._core._proxy`); gauges
+    made earlier move to the new MeterProvider through ``_proxy.after_install``."""
     _proxy.install(telemetry.tracer_provider, telemetry.meter_provider, telemetry.logger_provider)
-    # Breakers, limiters, lifecycles and readiness monitors created earlier report their gauges
-    # through the new provider too.
-    bind_global_provider()
     _install_propagators(telemetry.settings.propagators)
 
 

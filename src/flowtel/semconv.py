@@ -6,9 +6,11 @@ definitions, so a renamed metric breaks a test instead of silently emptying a pa
 it in sync. Prometheus names follow the OTel→Prometheus rules (see :func:`prometheus_name`).
 """
 
+from __future__ import annotations
+
 import re
 from enum import StrEnum
-from typing import Final, NamedTuple
+from typing import Any, ClassVar, Final
 
 __all__ = [
     "ATTRIBUTES",
@@ -37,38 +39,124 @@ class Instrument(StrEnum):
     GAUGE = "gauge"  # observable gauge
 
 
-class AttributeDef(NamedTuple):
+class _Definition(tuple[Any, ...]):
+    """A definition record: a plain tuple with named fields.
+
+    Why not ``NamedTuple``: ``namedtuple`` compiles code for every class it makes, which for
+    these four cost about half a millisecond of every process start; a tuple subclass costs
+    nothing to define and behaves the same (indexing, equality, hashing, ``_fields``).
+    """
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
+        )
+        return f"{type(self).__name__}({shown})"
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self, strict=True))
+
+
+class AttributeDef(_Definition):
     """An attribute key and what it means."""
 
-    key: str
-    type: str
-    description: str
+    __slots__ = ()
+    _fields = ("key", "type", "description")
+
+    def __new__(cls, key: str, type: str, description: str) -> AttributeDef:
+        return tuple.__new__(cls, (key, type, description))
+
+    @property
+    def key(self) -> str:
+        return str(self[0])
+
+    @property
+    def type(self) -> str:
+        return str(self[1])
+
+    @property
+    def description(self) -> str:
+        return str(self[2])
 
 
-class MetricDef(NamedTuple):
+class MetricDef(_Definition):
     """A metric: name, instrument, UCUM unit and the attribute keys it carries."""
 
-    name: str
-    instrument: Instrument
-    unit: str
-    description: str
-    attributes: tuple[str, ...] = ()
+    __slots__ = ()
+    _fields = ("name", "instrument", "unit", "description", "attributes")
+
+    def __new__(
+        cls,
+        name: str,
+        instrument: Instrument,
+        unit: str,
+        description: str,
+        attributes: tuple[str, ...] = (),
+    ) -> MetricDef:
+        return tuple.__new__(cls, (name, instrument, unit, description, attributes))
+
+    @property
+    def name(self) -> str:
+        return str(self[0])
+
+    @property
+    def instrument(self) -> Instrument:
+        kind: Instrument = self[1]
+        return kind
+
+    @property
+    def unit(self) -> str:
+        return str(self[2])
+
+    @property
+    def description(self) -> str:
+        return str(self[3])
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        keys: tuple[str, ...] = self[4]
+        return keys
 
 
-class SpanDef(NamedTuple):
+class _Named(_Definition):
+    """A name, what it means and the attribute keys that go with it."""
+
+    __slots__ = ()
+    _fields = ("name", "description", "attributes")
+
+    @property
+    def name(self) -> str:
+        return str(self[0])
+
+    @property
+    def description(self) -> str:
+        return str(self[1])
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        keys: tuple[str, ...] = self[2]
+        return keys
+
+
+class SpanDef(_Named):
     """A span name flowtel creates itself, and the attributes it sets on it."""
 
-    name: str
-    description: str
-    attributes: tuple[str, ...] = ()
+    __slots__ = ()
+
+    def __new__(cls, name: str, description: str, attributes: tuple[str, ...] = ()) -> SpanDef:
+        return tuple.__new__(cls, (name, description, attributes))
 
 
-class EventDef(NamedTuple):
+class EventDef(_Named):
     """A span event name and its attributes."""
 
-    name: str
-    description: str
-    attributes: tuple[str, ...] = ()
+    __slots__ = ()
+
+    def __new__(cls, name: str, description: str, attributes: tuple[str, ...] = ()) -> EventDef:
+        return tuple.__new__(cls, (name, description, attributes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,8 +702,9 @@ _PER_UNIT_WORDS: Final = {
     "mo": "month",
     "y": "year",
 }
-_INVALID_NAME_CHARS: Final = re.compile(r"[^a-zA-Z0-9:]+")
-_INVALID_LABEL_CHARS: Final = re.compile(r"[^a-zA-Z0-9]+")
+# Used by the docs, tests and tools, not by the telemetry path: compiled on first use.
+_INVALID_NAME_CHARS: Final = r"[^a-zA-Z0-9:]+"
+_INVALID_LABEL_CHARS: Final = r"[^a-zA-Z0-9]+"
 
 
 def _prometheus_unit(unit: str) -> str:
@@ -624,10 +713,10 @@ def _prometheus_unit(unit: str) -> str:
         return _UNIT_WORDS[unit]
     top, sep, bottom = unit.partition("/")
     if sep and bottom:
-        top_word = _UNIT_WORDS.get(top, _INVALID_NAME_CHARS.sub("_", top))
-        per = f"per_{_PER_UNIT_WORDS.get(bottom, _INVALID_NAME_CHARS.sub('_', bottom))}"
+        top_word = _UNIT_WORDS.get(top, re.sub(_INVALID_NAME_CHARS, "_", top))
+        per = f"per_{_PER_UNIT_WORDS.get(bottom, re.sub(_INVALID_NAME_CHARS, '_', bottom))}"
         return f"{top_word}_{per}" if top_word else per
-    return _INVALID_NAME_CHARS.sub("_", unit).strip("_")
+    return re.sub(_INVALID_NAME_CHARS, "_", unit).strip("_")
 
 
 def prometheus_name(metric: MetricDef) -> str:
@@ -642,7 +731,7 @@ def prometheus_name(metric: MetricDef) -> str:
     already ends with it, and counters end in ``_total``. Histograms add
     ``_bucket``/``_sum``/``_count`` to the returned base name.
     """
-    name = _INVALID_NAME_CHARS.sub("_", metric.name)
+    name = re.sub(_INVALID_NAME_CHARS, "_", metric.name)
     if metric.instrument is Instrument.COUNTER:
         name = name.removesuffix("_total")
     unit = _prometheus_unit(metric.unit)
@@ -655,7 +744,7 @@ def prometheus_name(metric: MetricDef) -> str:
 
 def prometheus_label(attribute_key: str) -> str:
     """The Prometheus label of a metric attribute: ``flowtel.component`` → ``flowtel_component``."""
-    return _INVALID_LABEL_CHARS.sub("_", attribute_key)
+    return re.sub(_INVALID_LABEL_CHARS, "_", attribute_key)
 
 
 def reference_markdown() -> str:

@@ -352,8 +352,12 @@ print(sorted(carrier))
         ("{}", {}, "lazy", "['baggage', 'traceparent']"),
         ("{'propagators': ['tracecontext']}", {}, "imported", "['traceparent']"),
         ("{}", {"OTEL_PROPAGATORS": "tracecontext"}, "imported", "['traceparent']"),
-        ("{'propagators': ['tracecontext', 'baggage']}", {"OTEL_PROPAGATORS": "baggage"},
-         "imported", "['baggage', 'traceparent']"),
+        (
+            "{'propagators': ['tracecontext', 'baggage']}",
+            {"OTEL_PROPAGATORS": "baggage"},
+            "imported",
+            "['baggage', 'traceparent']",
+        ),
     ],
 )
 def test_default_propagation_needs_no_import(

@@ -80,7 +80,7 @@ class TestLossIsVisible:
 
         points = otlp_grpc.wait_for_metric("flowtel.telemetry.dropped", counted)
         reasons = {p.attributes["flowtel.reason"] for p in points if p.value == 20}
-        assert reasons == {LossReason.EXPORT_TIMEOUT.value}
+        assert reasons == {LossReason.EXPORT_TIMEOUT}
         assert otlp_grpc.spans() == []
 
 

@@ -157,7 +157,9 @@ class TestReadinessIsolation:
                 await asyncio.gather(*(monitor.run_once(c.name) for c in monitor.checks))
             # The healthy check's own thread may not have exited yet: count the hung ones.
             hung = [
-                t for t in threading.enumerate() if t.name.startswith("flowtel-readiness_check-hung")
+                t
+                for t in threading.enumerate()
+                if t.name.startswith("flowtel-readiness_check-hung")
             ]
             return {"statuses": monitor.statuses(), "threads": len(hung)}
 

@@ -372,7 +372,8 @@ class TestConfigureOptions:
         telemetry.shutdown()
         lines = capsys.readouterr().out.splitlines()
         assert any(
-            line.startswith(f"{short} ") and line.endswith("│ " + line.split("│ ", 1)[-1])
+            line.startswith(f"{short} ")
+            and line.endswith("│ " + line.split("│ ", 1)[-1])
             and line.endswith("order placed order_id=42")
             for line in lines
         )

@@ -43,6 +43,7 @@ from typing import Any, Final
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.metrics import Histogram
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
@@ -62,6 +63,9 @@ __all__ = [
     "write_preset",
 ]
 
+_EMPTY_RESOURCE: Final = Resource.get_empty()
+"""The probes' resource (the default, ``Resource.create()``, runs the resource detectors)."""
+
 # --- 1. the SDK span's attribute dict ---------------------------------------------------------
 
 SDK_SPAN_CLASS: type | None
@@ -79,9 +83,7 @@ def span_attribute_dict_ok() -> bool:
     if SDK_SPAN_CLASS is None:
         return False
     try:
-        from opentelemetry.sdk.resources import Resource
-
-        span: Any = SDK_SPAN_CLASS("probe", SpanContext(1, 1, False), resource=Resource.get_empty())
+        span: Any = SDK_SPAN_CLASS("probe", SpanContext(1, 1, False), resource=_EMPTY_RESOURCE)
         span.start()
         stored: Any = span._attributes
         if stored.__class__ is not BoundedAttributes or type(stored._dict) is not dict:
@@ -123,6 +125,7 @@ def _direct_reads_work() -> bool:
             start_time=1,
             end_time=2,
             instrumentation_scope=scope,
+            resource=_EMPTY_RESOURCE,
         )
         probe: Any = span
         return (

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from typing import Final
 
 from flowtel import semconv
-from flowtel._core._options import Options
-from flowtel._core._options import pick as pick_value
 from flowtel.exceptions import ConfigurationError
 
-__all__ = ["MAX_ERROR_DIMENSIONS", "parse_error_dimensions", "resolve_error_dimensions"]
+__all__ = ["MAX_ERROR_DIMENSIONS", "parse_error_dimensions"]
 
 MAX_ERROR_DIMENSIONS: Final = 5
 """At most this many dimensions: the exported series grow with the product of their values."""
@@ -34,7 +32,7 @@ RESERVED: Final = frozenset(
 )
 """Attributes the error metrics set themselves; a dimension of that name would overwrite them."""
 
-_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+_KEY: Final = r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}"  # compiled when dimensions are configured
 _ACCEPTED: Final = (
     f"up to {MAX_ERROR_DIMENSIONS} distinct attribute keys (letters, digits, '_', '.', '-'; "
     "at most 128 characters; not one the error metrics set), as a list or a comma-separated "
@@ -57,7 +55,7 @@ def parse_error_dimensions(option: str, value: object) -> tuple[str, ...]:
         raise ConfigurationError(option, value, _ACCEPTED)
     out: list[str] = []
     for name in names:
-        if not isinstance(name, str) or not _KEY.fullmatch(name) or name in RESERVED:
+        if not isinstance(name, str) or not re.fullmatch(_KEY, name) or name in RESERVED:
             raise ConfigurationError(option, name, _ACCEPTED)
         if name in out:
             raise ConfigurationError(option, value, _ACCEPTED + f" ({name!r} is repeated)")
@@ -65,9 +63,3 @@ def parse_error_dimensions(option: str, value: object) -> tuple[str, ...]:
     if len(out) > MAX_ERROR_DIMENSIONS:
         raise ConfigurationError(option, value, _ACCEPTED)
     return tuple(out)
-
-
-def resolve_error_dimensions(options: Options) -> tuple[str, ...]:
-    """``error_dimensions`` from the keyword, else ``FLOWTEL_ERROR_DIMENSIONS``, else none."""
-    source, value = pick_value(options.error_dimensions, "FLOWTEL_ERROR_DIMENSIONS", None)
-    return parse_error_dimensions(source or "error_dimensions", value)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
+from flowtel._core._parse import CONSOLE_VERBOSITIES
+from flowtel._core._record import Record
 from flowtel.exceptions import ConfigurationError
 
 __all__ = [
@@ -20,10 +22,8 @@ __all__ = [
     "parse_instrument",
 ]
 
-CONSOLE_VERBOSITIES: Final = ("quiet", "normal", "verbose")
 
-
-class Instrumentation(NamedTuple):
+class Instrumentation(Record):
     """An instrumentation ``instrument=`` can switch on."""
 
     name: str
@@ -34,40 +34,41 @@ class Instrumentation(NamedTuple):
 
 
 INSTRUMENTATIONS: Final[dict[str, Instrumentation]] = {
-    i.name: i
-    for i in (
-        Instrumentation(
-            "httpx", "opentelemetry.instrumentation.httpx", "opentelemetry-instrumentation-httpx"
-        ),
-        Instrumentation(
-            "requests",
-            "opentelemetry.instrumentation.requests",
-            "opentelemetry-instrumentation-requests",
-        ),
-        Instrumentation(
-            "aiohttp-client",
-            "opentelemetry.instrumentation.aiohttp_client",
-            "opentelemetry-instrumentation-aiohttp-client",
-        ),
-        Instrumentation(
-            "sqlalchemy",
-            "opentelemetry.instrumentation.sqlalchemy",
-            "opentelemetry-instrumentation-sqlalchemy",
-        ),
-        Instrumentation(
-            "asyncpg",
-            "opentelemetry.instrumentation.asyncpg",
-            "opentelemetry-instrumentation-asyncpg",
-        ),
-        Instrumentation(
-            "redis", "opentelemetry.instrumentation.redis", "opentelemetry-instrumentation-redis"
-        ),
-        Instrumentation(
-            "openai",
-            "opentelemetry.instrumentation.openai_v2",
-            "opentelemetry-instrumentation-openai-v2",
-        ),
-    )
+    "httpx": Instrumentation(
+        name="httpx",
+        module="opentelemetry.instrumentation.httpx",
+        package="opentelemetry-instrumentation-httpx",
+    ),
+    "requests": Instrumentation(
+        name="requests",
+        module="opentelemetry.instrumentation.requests",
+        package="opentelemetry-instrumentation-requests",
+    ),
+    "aiohttp-client": Instrumentation(
+        name="aiohttp-client",
+        module="opentelemetry.instrumentation.aiohttp_client",
+        package="opentelemetry-instrumentation-aiohttp-client",
+    ),
+    "sqlalchemy": Instrumentation(
+        name="sqlalchemy",
+        module="opentelemetry.instrumentation.sqlalchemy",
+        package="opentelemetry-instrumentation-sqlalchemy",
+    ),
+    "asyncpg": Instrumentation(
+        name="asyncpg",
+        module="opentelemetry.instrumentation.asyncpg",
+        package="opentelemetry-instrumentation-asyncpg",
+    ),
+    "redis": Instrumentation(
+        name="redis",
+        module="opentelemetry.instrumentation.redis",
+        package="opentelemetry-instrumentation-redis",
+    ),
+    "openai": Instrumentation(
+        name="openai",
+        module="opentelemetry.instrumentation.openai_v2",
+        package="opentelemetry-instrumentation-openai-v2",
+    ),
 }
 
 

@@ -11,8 +11,9 @@ callback on the proxy provider would be).
 Which provider an object reports to: the one it was given, else the global one. A gauge created
 while the global is still OpenTelemetry's proxy is forwarded by the proxy to the real provider
 once that is set, so it reports the objects that follow the global provider (:func:`owns`).
-``configure_telemetry()`` calls :func:`bind_global_provider` so objects that follow the global
-provider are reported by a newly installed one from its first export.
+Every ``configure_telemetry()`` calls :func:`bind_global_provider` (through
+``_proxy.after_install``) so objects that follow the global provider are reported by a newly
+installed one from its first export.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from flowtel import semconv
 from flowtel._core._compat import API_PROXY_METER_PROVIDER
-from flowtel._core._proxy import global_meter_provider
+from flowtel._core._proxy import after_install, global_meter_provider
 
 __all__ = ["PROXY", "SharedGauge", "bind_global_provider", "on_rebind", "owns"]
 
@@ -68,6 +69,7 @@ class SharedGauge(Generic[S]):
         self._providers: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
         self._lock = threading.Lock()
         _gauges.add(self)
+        after_install(bind_global_provider)
 
     def add(self, source: S, meter_provider: MeterProvider | None = None) -> None:
         """Report ``source`` on ``meter_provider`` (None: the global provider)."""
@@ -132,6 +134,7 @@ def on_rebind(rebind: Callable[[], None]) -> None:
     """
     if rebind not in _rebinders:
         _rebinders.append(rebind)
+    after_install(bind_global_provider)
 
 
 def bind_global_provider() -> None:

@@ -1,13 +1,40 @@
-"""What ``configure_telemetry()`` was given: one typed field per keyword, ``UNSET`` if not given."""
+"""What ``configure_telemetry()`` was given (one typed field per keyword, ``UNSET`` if not given),
+and the defaults the settings and the classes share."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from flowtel._core._parse import env
+from flowtel._core._record import Record
 
-__all__ = ["UNSET", "Options", "pick"]
+__all__ = [
+    "DEFAULT_BATCH_EXPORT_TIMEOUT_S",
+    "DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE",
+    "DEFAULT_BATCH_MAX_QUEUE_SIZE",
+    "DEFAULT_BATCH_SCHEDULE_DELAY_S",
+    "DEFAULT_DRAIN_S",
+    "DEFAULT_METRIC_EXPORT_INTERVAL_S",
+    "DEFAULT_SHUTDOWN_TIMEOUT_S",
+    "MAX_DURATION_S",
+    "UNSET",
+    "Options",
+    "pick",
+]
+
+DEFAULT_DRAIN_S: Final = 5.0
+"""Seconds a service keeps serving after SIGTERM (``drain_s``); the lifecycle's default too."""
+DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 3.0
+"""Budget of the final flush and shutdown (``shutdown_timeout_s``)."""
+DEFAULT_BATCH_SCHEDULE_DELAY_S: Final = 1.0
+DEFAULT_BATCH_EXPORT_TIMEOUT_S: Final = 10.0
+DEFAULT_BATCH_MAX_QUEUE_SIZE: Final = 2048
+DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE: Final = 512
+DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 30.0
+MAX_DURATION_S: Final = 3600.0
+"""Upper bound of every duration option (timeouts, delays, drain, export interval): larger
+values are unit mistakes, and overflow the waits they end up in (``Thread.join``)."""
 
 
 class _Unset:
@@ -21,7 +48,7 @@ UNSET: Final = _Unset()
 """Sentinel: the keyword was not given (``None`` can be a meaningful value, e.g. disable)."""
 
 
-class Options(NamedTuple):
+class Options(Record):
     """The keywords ``configure_telemetry()`` was given, as it was given them (``UNSET``: not
     given). One typed field per keyword, so an option can be followed from the call to
     :func:`resolve` and on to the :class:`Settings` field it becomes."""

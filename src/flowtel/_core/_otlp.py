@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from flowtel._core._options import _Unset, pick
 from flowtel._core._parse import (
@@ -16,11 +15,12 @@ from flowtel._core._parse import (
     parse_float,
     parse_headers,
 )
+from flowtel._core._record import Record
 
 __all__ = ["OtlpSignal", "otlp_endpoint_configured", "resolve_otlp"]
 
 
-class OtlpSignal(NamedTuple):
+class OtlpSignal(Record):
     """Resolved OTLP settings for one signal (traces, metrics or logs)."""
 
     protocol: str
@@ -100,7 +100,14 @@ def resolve_otlp(
             insecure = parse_bool(env_name, raw)
             break
 
-    return OtlpSignal(protocol, endpoint, headers, timeout_s, compression, insecure)
+    return OtlpSignal(
+        protocol=protocol,
+        endpoint=endpoint,
+        headers=headers,
+        timeout_s=timeout_s,
+        compression=compression,
+        insecure=insecure,
+    )
 
 
 def otlp_endpoint_configured() -> bool:

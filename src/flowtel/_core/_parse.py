@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import urllib.parse
@@ -26,6 +27,7 @@ SAMPLERS: Final = (
 PROPAGATORS: Final = ("tracecontext", "baggage", "none")
 COMPRESSIONS: Final = ("gzip", "deflate", "none")
 SIGNALS: Final = ("traces", "metrics", "logs")
+CONSOLE_VERBOSITIES: Final = ("quiet", "normal", "verbose")
 _BOOL_TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _BOOL_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -69,6 +71,28 @@ def parse_float(
     return number
 
 
+def parse_minutes_list(option: str, value: object, limit: float | None) -> tuple[float, ...]:
+    """A non-empty list of minutes > 0 (at most ``limit``); a comma list from the environment."""
+    if isinstance(value, str):
+        value = [w for w in value.split(",") if w.strip()]
+    if not isinstance(value, Sequence) or not value:
+        raise ConfigurationError(option, value, "a non-empty list of minutes > 0")
+    return tuple(
+        parse_float(option, w, minimum=0, maximum=limit, min_exclusive=True) for w in value
+    )
+
+
+def positive(option: str, value: object, accepted: str, *, integer: bool = False) -> float:
+    """``value`` as a float if it is a finite number > 0 (an int when ``integer``), else raise."""
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ConfigurationError(option, value, accepted)
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ConfigurationError(option, value, accepted)
+    return number
+
+
 def parse_int(option: str, value: object, *, minimum: int = 0, maximum: int | None = None) -> int:
     """A whole number within bounds; strings from env vars are converted."""
     bounds = _bounds_text(minimum, maximum, False)
@@ -99,8 +123,9 @@ def parse_choice(option: str, value: object, choices: Sequence[str]) -> str:
     raise ConfigurationError(option, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
-_HEADER_NAME: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_HEADER_VALUE: Final = re.compile(r"[\x20-\x7e\t]*")
+# Checked only when headers are configured: compiled then, through ``re``'s cache.
+_HEADER_NAME: Final = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_HEADER_VALUE: Final = r"[\x20-\x7e\t]*"
 _HEADERS_ACCEPTED: Final = (
     "a mapping of str to str (names: letters, digits and !#$%&'*+.^_`|~-; values: printable "
     "ASCII), or 'key1=value1,key2=value2' (values URL-encoded); names are lower-cased for gRPC"
@@ -143,10 +168,10 @@ def parse_headers(option: str, value: object) -> dict[str, str]:
         raise ConfigurationError(option, value, _HEADERS_ACCEPTED)
     headers: dict[str, str] = {}
     for name, raw in pairs:
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        if not isinstance(name, str) or not re.fullmatch(_HEADER_NAME, name):
             what = repr(name) if isinstance(name, str) else f"of type {type(name).__name__}"
             raise ConfigurationError(option, Shown(f"header name {what}"), _HEADERS_ACCEPTED)
-        if not isinstance(raw, str) or not _HEADER_VALUE.fullmatch(raw):
+        if not isinstance(raw, str) or not re.fullmatch(_HEADER_VALUE, raw):
             shown = Shown(f"header {name!r} with a value that is not printable ASCII (hidden)")
             raise ConfigurationError(option, shown, _HEADERS_ACCEPTED)
         if name.lower() in headers:

@@ -15,7 +15,7 @@ own instruments are re-created on the new provider (see :mod:`flowtel._core._gau
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics as metrics_api
@@ -38,6 +38,7 @@ __all__ = [
     "DelegatingLoggerProvider",
     "DelegatingMeterProvider",
     "DelegatingTracerProvider",
+    "after_install",
     "delegate",
     "install",
 ]
@@ -212,6 +213,15 @@ _installed = (
 )
 _globals_set = False
 _foreign_logged = False
+_after_install: list[Callable[[], None]] = []
+
+
+def after_install(callback: Callable[[], None]) -> None:
+    """Have every later :func:`install` call ``callback`` once the delegates point at the new
+    pipelines (once per function). Gauges register when the first one is made, so a process
+    that has none never loads them."""
+    if callback not in _after_install:
+        _after_install.append(callback)
 
 
 def install(
@@ -251,6 +261,8 @@ def install(
             "configure_telemetry() before other OpenTelemetry setup.",
             " and ".join(foreign),
         )
+    for callback in list(_after_install):
+        callback()
 
 
 def delegate(provider: Any) -> Any:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_CAMEL_LOWER: Final = re.compile(r"([a-z0-9])([A-Z])")
-_CAMEL_UPPER: Final = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_SEPARATORS: Final = re.compile(r"[^a-z0-9]+")
+# Compiled on first use through ``re``'s cache (a key's words are memoised by the scrubber).
+_CAMEL_LOWER: Final = r"([a-z0-9])([A-Z])"
+_CAMEL_UPPER: Final = r"([A-Z]+)([A-Z][a-z])"
+_SEPARATORS: Final = r"[^a-z0-9]+"
 
 # A word that is a secret wherever it appears in a key.
 _ALWAYS: Final = frozenset(
@@ -87,8 +88,8 @@ _PAIRS: Final = frozenset(
 
 def key_words(key: str) -> tuple[str, ...]:
     """``key`` as lower-case words (separators and camelCase boundaries split it)."""
-    spaced = _CAMEL_UPPER.sub(r"\1_\2", _CAMEL_LOWER.sub(r"\1_\2", key)).lower()
-    return tuple(word for word in _SEPARATORS.split(spaced) if word)
+    spaced = re.sub(_CAMEL_UPPER, r"\1_\2", re.sub(_CAMEL_LOWER, r"\1_\2", key)).lower()
+    return tuple(word for word in re.split(_SEPARATORS, spaced) if word)
 
 
 def words_are_secret(words: tuple[str, ...]) -> bool:

@@ -107,14 +107,14 @@ _RULES: Final = rf"""
 
 # Go-style DSNs (``user:password@tcp(host:3306)/db``): a pass of its own, run only when the
 # text has ``@tcp(`` and the like, because the password may hold ``@`` (the last one counts).
-_GO_DSN: Final = re.compile(
-    r"(?<![\w.\-])(?P<user>[\w.\-]{1,64}:)[^\r\n]{1,128}(?P<host>@(?:tcp|udp|unix)\()"
-)
+# The passes below run only when a cheap ``in`` test found their marker, so their expressions
+# are compiled on first use (through ``re``'s own cache), not at import: process start pays none.
+_GO_DSN: Final = r"(?<![\w.\-])(?P<user>[\w.\-]{1,64}:)[^\r\n]{1,128}(?P<host>@(?:tcp|udp|unix)\()"
 _GO_MARKERS: Final = ("@tcp(", "@udp(", "@unix(")
-_PEM_BEGIN: Final = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-_PEM_END: Final = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-_PERCENT: Final = re.compile(r"%[0-9A-Fa-f]{2}")
-_RUN: Final = re.compile(r"[^\s\"'<>]+")
+_PEM_BEGIN: Final = r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_PEM_END: Final = r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+_PERCENT: Final = r"%[0-9A-Fa-f]{2}"
+_RUN: Final = r"[^\s\"'<>]+"
 
 
 @functools.cache
@@ -127,13 +127,14 @@ def redact_pem(text: str) -> str:
     """Replace PEM/PGP private key blocks (an unterminated block: to the end of the text)."""
     out: list[str] = []
     pos = 0
+    pem_begin, pem_end = re.compile(_PEM_BEGIN), re.compile(_PEM_END)
     while True:
-        begin = _PEM_BEGIN.search(text, pos)
+        begin = pem_begin.search(text, pos)
         if begin is None:
             break
         out.append(text[pos : begin.start()])
         out.append(REDACTED)
-        end = _PEM_END.search(text, begin.end())
+        end = pem_end.search(text, begin.end())
         if end is None:
             return "".join(out)
         pos = end.end()
@@ -145,7 +146,7 @@ def redact_go_dsn(text: str) -> str:
     """Replace the password of Go-style MySQL DSNs."""
     if not any(marker in text for marker in _GO_MARKERS):
         return text
-    return _GO_DSN.sub(lambda m: m["user"] + REDACTED + m["host"], text)
+    return re.sub(_GO_DSN, lambda m: m["user"] + REDACTED + m["host"], text)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -272,7 +273,7 @@ def scrub_percent_encoded(text: str, scrub: Callable[[str], str]) -> str:
     A run whose decoded form holds a secret is replaced by its scrubbed decoded form; clean
     runs stay as they were.
     """
-    if _PERCENT.search(text) is None:
+    if re.search(_PERCENT, text) is None:
         return text
 
     def run(m: re.Match[str]) -> str:
@@ -290,4 +291,4 @@ def scrub_percent_encoded(text: str, scrub: Callable[[str], str]) -> str:
         clean = scrub(decoded)
         return raw if clean == decoded else clean
 
-    return _RUN.sub(run, text)
+    return re.sub(_RUN, run, text)

@@ -8,15 +8,14 @@ value and what is accepted, instead of silently dropping telemetry later.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from flowtel._core._elements import check_elements
-from flowtel._core._errors_settings import resolve_error_dimensions
-from flowtel._core._features import CONSOLE_VERBOSITIES, parse_instrument
+from flowtel._core import _options as defaults
 from flowtel._core._options import Options, _Unset
 from flowtel._core._options import pick as pick_value
 from flowtel._core._otlp import OtlpSignal, otlp_endpoint_configured, resolve_otlp
 from flowtel._core._parse import (
+    CONSOLE_VERBOSITIES,
     EXPORTERS,
     PROPAGATORS,
     SIGNALS,
@@ -27,28 +26,19 @@ from flowtel._core._parse import (
     parse_float,
     parse_int,
     parse_level,
+    parse_minutes_list,
     parse_patterns,
     parse_url_template,
 )
+from flowtel._core._record import Record
 from flowtel._core._resource import head_sampling, resolve_resource
-from flowtel._core._sampling import Sampling, parse_sampling
 from flowtel.exceptions import ConfigurationError
 
-DEFAULT_DRAIN_S: Final = 5.0
-"""Seconds a service keeps serving after SIGTERM (``drain_s``); the lifecycle's default too."""
-DEFAULT_SHUTDOWN_TIMEOUT_S: Final = 3.0
-"""Budget of the final flush and shutdown (``shutdown_timeout_s``)."""
-DEFAULT_BATCH_SCHEDULE_DELAY_S: Final = 1.0
-DEFAULT_BATCH_EXPORT_TIMEOUT_S: Final = 10.0
-DEFAULT_BATCH_MAX_QUEUE_SIZE: Final = 2048
-DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE: Final = 512
-DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 30.0
-MAX_DURATION_S: Final = 3600.0
-"""Upper bound of every duration option (timeouts, delays, drain, export interval): larger
-values are unit mistakes, and overflow the waits they end up in (``Thread.join``)."""
+if TYPE_CHECKING:
+    from flowtel._core._sampling import Sampling
 
 
-class Settings(NamedTuple):
+class Settings(Record):
     """The resolved configuration. One field per ``configure_telemetry()`` keyword."""
 
     service_name: str
@@ -143,7 +133,11 @@ def resolve(options: Options) -> Settings:
     count_unsampled = parse_bool(opt, count_unsampled)
     opt, tail = pick(options.sampling, "sampling", "FLOWTEL_SAMPLING", None)
     given_rate = None if isinstance(options.sample_rate, _Unset) else options.sample_rate
-    sampling = parse_sampling(opt, tail, None if given_rate is None else sample_rate)
+    sampling: Sampling | None = None
+    if tail is not None:  # the tail-sampling record loads only when it is used
+        from flowtel._core._sampling import parse_sampling
+
+        sampling = parse_sampling(opt, tail, None if given_rate is None else sample_rate)
     if sampling is not None:
         sample_rate = sampling.head_rate if sampling.head_rate is not None else sample_rate
         sampling = sampling._replace(head_rate=sample_rate)
@@ -159,9 +153,11 @@ def resolve(options: Options) -> Settings:
     def seconds_opt(value: object, key: str, env_ms: str | None, default_s: float) -> float:
         """Keywords are seconds; the OTEL_* variables are milliseconds by the spec."""
         if not isinstance(value, _Unset) and value is not None:
-            return parse_float(key, value, minimum=0, maximum=MAX_DURATION_S, min_exclusive=True)
+            return parse_float(
+                key, value, minimum=0, maximum=defaults.MAX_DURATION_S, min_exclusive=True
+            )
         if env_ms is not None and env(env_ms) is not None:
-            limit_ms = MAX_DURATION_S * 1000
+            limit_ms = defaults.MAX_DURATION_S * 1000
             return parse_float(env_ms, env(env_ms), minimum=0, maximum=limit_ms,
                                min_exclusive=True) / 1000.0  # fmt: skip
         return default_s
@@ -184,13 +180,13 @@ def resolve(options: Options) -> Settings:
         options.batch_max_queue_size,
         "batch_max_queue_size",
         "OTEL_BSP_MAX_QUEUE_SIZE",
-        DEFAULT_BATCH_MAX_QUEUE_SIZE,
+        defaults.DEFAULT_BATCH_MAX_QUEUE_SIZE,
     )
     batch = int_opt(
         options.batch_max_export_batch_size,
         "batch_max_export_batch_size",
         "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-        DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE,
+        defaults.DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE,
     )
     if batch > queue:
         raise ConfigurationError(
@@ -202,19 +198,19 @@ def resolve(options: Options) -> Settings:
         options.batch_schedule_delay_s,
         "batch_schedule_delay_s",
         "OTEL_BSP_SCHEDULE_DELAY",
-        DEFAULT_BATCH_SCHEDULE_DELAY_S,
+        defaults.DEFAULT_BATCH_SCHEDULE_DELAY_S,
     )
     export_timeout_s = seconds_opt(
         options.batch_export_timeout_s,
         "batch_export_timeout_s",
         "OTEL_BSP_EXPORT_TIMEOUT",
-        DEFAULT_BATCH_EXPORT_TIMEOUT_S,
+        defaults.DEFAULT_BATCH_EXPORT_TIMEOUT_S,
     )
     metric_interval_s = seconds_opt(
         options.metric_export_interval_s,
         "metric_export_interval_s",
         "OTEL_METRIC_EXPORT_INTERVAL",
-        DEFAULT_METRIC_EXPORT_INTERVAL_S,
+        defaults.DEFAULT_METRIC_EXPORT_INTERVAL_S,
     )
 
     opt, prom_port = pick(
@@ -261,16 +257,10 @@ def resolve(options: Options) -> Settings:
         "FLOWTEL_ERROR_RATE_WINDOWS_MINUTES",
         None,
     )
-    error_rate_windows: tuple[float, ...] | None = None
+    error_rate_windows = None
     if gauge_windows is not None:
-        if isinstance(gauge_windows, str):
-            gauge_windows = [w for w in gauge_windows.split(",") if w.strip()]
-        if not isinstance(gauge_windows, Sequence) or not gauge_windows:
-            raise ConfigurationError(opt, gauge_windows, "a non-empty list of minutes > 0")
         limit = float(error_window) if error_window else None
-        error_rate_windows = tuple(
-            parse_float(opt, w, minimum=0, maximum=limit, min_exclusive=True) for w in gauge_windows
-        )
+        error_rate_windows = parse_minutes_list(opt, gauge_windows, limit)
     opt, histogram = pick(
         options.error_duration_histogram,
         "error_duration_histogram",
@@ -322,25 +312,39 @@ def resolve(options: Options) -> Settings:
     )
     library_log_level = parse_level(opt, lib_level)
     opt, instrument = pick(options.instrument, "instrument", "FLOWTEL_INSTRUMENT", None)
-    instrumentations = parse_instrument(opt, instrument)
+    instrumentations: tuple[str, ...] = ()
+    if instrument is not None:  # the table of instrumentations loads only when one is asked for
+        from flowtel._core._features import parse_instrument
+
+        instrumentations = parse_instrument(opt, instrument)
+    opt, dimensions = pick(
+        options.error_dimensions, "error_dimensions", "FLOWTEL_ERROR_DIMENSIONS", None
+    )
+    error_dimensions: tuple[str, ...] = ()
+    if dimensions is not None:
+        from flowtel._core._errors_settings import parse_error_dimensions
+
+        error_dimensions = parse_error_dimensions(opt, dimensions)
 
     opt, shutdown_s = pick(
         options.shutdown_timeout_s,
         "shutdown_timeout_s",
         "FLOWTEL_SHUTDOWN_TIMEOUT_S",
-        DEFAULT_SHUTDOWN_TIMEOUT_S,
+        defaults.DEFAULT_SHUTDOWN_TIMEOUT_S,
     )
     shutdown_timeout_s = parse_float(
-        opt, shutdown_s, minimum=0, maximum=MAX_DURATION_S, min_exclusive=True
+        opt, shutdown_s, minimum=0, maximum=defaults.MAX_DURATION_S, min_exclusive=True
     )
-    opt, drain = pick(options.drain_s, "drain_s", "FLOWTEL_DRAIN_S", DEFAULT_DRAIN_S)
-    drain_s = parse_float(opt, drain, minimum=0, maximum=MAX_DURATION_S)
+    opt, drain = pick(options.drain_s, "drain_s", "FLOWTEL_DRAIN_S", defaults.DEFAULT_DRAIN_S)
+    drain_s = parse_float(opt, drain, minimum=0, maximum=defaults.MAX_DURATION_S)
 
     def seq_opt(value: object, key: str) -> tuple[Any, ...]:
         if isinstance(value, _Unset) or value is None:
             return ()
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise ConfigurationError(key, value, "a list of OpenTelemetry SDK objects")
+        from flowtel._core._elements import check_elements
+
         return check_elements(key, tuple(value))
 
     return Settings(
@@ -392,5 +396,5 @@ def resolve(options: Options) -> Settings:
         instrument=instrumentations,
         library_log_level=library_log_level,
         console_fallback=console_fallback,
-        error_dimensions=resolve_error_dimensions(options),
+        error_dimensions=error_dimensions,
     )

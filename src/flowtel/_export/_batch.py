@@ -37,12 +37,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from flowtel._core._settings import (
+from flowtel._core._options import (
     DEFAULT_BATCH_MAX_EXPORT_BATCH_SIZE,
     DEFAULT_BATCH_MAX_QUEUE_SIZE,
     DEFAULT_BATCH_SCHEDULE_DELAY_S,
 )
-from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
+from flowtel._export._guard import ExportGuard, LossReason, Signal, TelemetrySignal
 from flowtel._export._guarded import GuardedLogExporter, GuardedSpanExporter
 from flowtel.exceptions import ConfigurationError
 
@@ -79,7 +79,7 @@ class _BatchQueue(Generic[_T]):
         self,
         export: Callable[[list[_T]], object],
         *,
-        signal: TelemetrySignal,
+        signal: Signal,
         guard: ExportGuard,
         max_queue_size: int,
         max_export_batch_size: int,
@@ -111,7 +111,7 @@ class _BatchQueue(Generic[_T]):
         self._swept = False
         self._sweep_lock = threading.Lock()
         self._worker = threading.Thread(
-            target=self._run, name=f"flowtel-batch-{self._signal.value}", daemon=True
+            target=self._run, name=f"flowtel-batch-{self._signal}", daemon=True
         )
         self._worker.start()
 

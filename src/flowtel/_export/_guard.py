@@ -22,18 +22,19 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from enum import StrEnum
-from typing import Final
+from typing import Final, Literal
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from flowtel import semconv
-from flowtel._core._settings import DEFAULT_BATCH_EXPORT_TIMEOUT_S, DEFAULT_SHUTDOWN_TIMEOUT_S
+from flowtel._core._options import DEFAULT_BATCH_EXPORT_TIMEOUT_S, DEFAULT_SHUTDOWN_TIMEOUT_S
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "ExportGuard",
     "LossReason",
+    "Reason",
+    "Signal",
     "TelemetrySignal",
 ]
 
@@ -45,26 +46,36 @@ DEFAULT_LOG_INTERVAL_S: Final = 60.0
 """At most one failure warning per signal and reason in this interval."""
 
 
-class TelemetrySignal(StrEnum):
-    """The telemetry signal an item belongs to (value of ``flowtel.signal``)."""
-
-    TRACES = "traces"
-    METRICS = "metrics"
-    LOGS = "logs"
+Signal = Literal["traces", "metrics", "logs"]
+Reason = Literal[
+    "queue_full", "export_failed", "export_timeout", "shutdown_timeout", "after_shutdown"
+]
 
 
-class LossReason(StrEnum):
+class TelemetrySignal:
+    """The telemetry signal an item belongs to (value of ``flowtel.signal``).
+
+    String constants typed as literals, not an Enum: creating Enum classes costs process start
+    more than they give here, where the values only become metric attributes and log text.
+    """
+
+    TRACES: Final = "traces"
+    METRICS: Final = "metrics"
+    LOGS: Final = "logs"
+
+
+class LossReason:
     """Why items were lost or an export failed (value of ``flowtel.reason``)."""
 
-    QUEUE_FULL = "queue_full"
+    QUEUE_FULL: Final = "queue_full"
     """The batch queue was at capacity; the new item was not queued."""
-    EXPORT_FAILED = "export_failed"
+    EXPORT_FAILED: Final = "export_failed"
     """The exporter returned failure or raised (collector refused, 5xx, reset, ...)."""
-    EXPORT_TIMEOUT = "export_timeout"
+    EXPORT_TIMEOUT: Final = "export_timeout"
     """The export overran its timeout (or the previous one is still stuck) and was abandoned."""
-    SHUTDOWN_TIMEOUT = "shutdown_timeout"
+    SHUTDOWN_TIMEOUT: Final = "shutdown_timeout"
     """The shutdown budget ran out before the items could be exported."""
-    AFTER_SHUTDOWN = "after_shutdown"
+    AFTER_SHUTDOWN: Final = "after_shutdown"
     """The item ended after its pipeline shut down (``Telemetry.shutdown()``, or a span that
     started before a reconfiguration and ended after the old pipeline closed)."""
 
@@ -127,8 +138,8 @@ class ExportGuard:
         self._lock = threading.Lock()
         self._deadline: float | None = None
         self._export_deadline: float | None = None
-        self._dropped: dict[tuple[TelemetrySignal, LossReason], int] = {}
-        self._failures: dict[tuple[TelemetrySignal, LossReason], int] = {}
+        self._dropped: dict[tuple[Signal, Reason], int] = {}
+        self._failures: dict[tuple[Signal, Reason], int] = {}
         self._log = _RateLimitedLog(log_interval_s, log_clock)
         if hasattr(os, "register_at_fork"):
             weak_self = weakref.ref(self)
@@ -183,7 +194,7 @@ class ExportGuard:
         self._failures = {}
 
     # -- accounting -----------------------------------------------------------------------
-    def record_drop(self, signal: TelemetrySignal, reason: LossReason, count: int) -> None:
+    def record_drop(self, signal: Signal, reason: Reason, count: int) -> None:
         """Count ``count`` items of ``signal`` lost for ``reason`` and log (rate-limited)."""
         if count <= 0:
             return
@@ -191,35 +202,35 @@ class ExportGuard:
             key = (signal, reason)
             self._dropped[key] = self._dropped.get(key, 0) + count
         self._log.warn(
-            (signal.value, reason.value),
+            (signal, reason),
             "flowtel dropped %d %s (%s)",
             count,
             _ITEM_NAMES[signal],
-            reason.value,
+            reason,
         )
 
-    def record_failure(self, signal: TelemetrySignal, reason: LossReason, detail: str = "") -> None:
+    def record_failure(self, signal: Signal, reason: Reason, detail: str = "") -> None:
         """Count one failed export batch of ``signal`` and log (rate-limited)."""
         with self._lock:
             key = (signal, reason)
             self._failures[key] = self._failures.get(key, 0) + 1
         self._log.warn(
-            ("failure:" + signal.value, reason.value),
+            ("failure:" + signal, reason),
             "flowtel %s export failed (%s)%s",
-            signal.value,
-            reason.value,
+            signal,
+            reason,
             f": {detail}" if detail else "",
         )
 
     def dropped(
-        self, signal: TelemetrySignal | str | None = None, reason: LossReason | str | None = None
+        self, signal: Signal | str | None = None, reason: Reason | str | None = None
     ) -> int:
         """Items lost so far, optionally for one signal and/or reason (enum or its value)."""
         with self._lock:
             return _total(self._dropped, signal, reason)
 
     def failures(
-        self, signal: TelemetrySignal | str | None = None, reason: LossReason | str | None = None
+        self, signal: Signal | str | None = None, reason: Reason | str | None = None
     ) -> int:
         """Failed export batches so far, optionally for one signal and/or reason."""
         with self._lock:
@@ -247,14 +258,14 @@ class ExportGuard:
         )
 
     def _observe(
-        self, counts: dict[tuple[TelemetrySignal, LossReason], int], _options: CallbackOptions
+        self, counts: dict[tuple[Signal, Reason], int], _options: CallbackOptions
     ) -> Iterable[Observation]:
         with self._lock:
             items = list(counts.items())
         return [
             Observation(
                 value,
-                {semconv.TELEMETRY_SIGNAL: signal.value, semconv.TELEMETRY_REASON: reason.value},
+                {semconv.TELEMETRY_SIGNAL: signal, semconv.TELEMETRY_REASON: reason},
             )
             for (signal, reason), value in items
         ]
@@ -268,9 +279,9 @@ _ITEM_NAMES: Final = {
 
 
 def _total(
-    counts: dict[tuple[TelemetrySignal, LossReason], int],
-    signal: TelemetrySignal | str | None,
-    reason: LossReason | str | None,
+    counts: dict[tuple[Signal, Reason], int],
+    signal: Signal | str | None,
+    reason: Reason | str | None,
 ) -> int:
     return sum(
         v

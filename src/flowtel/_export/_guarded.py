@@ -19,9 +19,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from enum import Enum
 from queue import SimpleQueue
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -30,16 +29,13 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
-from flowtel._export._scrub import scrub_log_records, scrub_metrics, scrub_spans
+from flowtel._export._guard import ExportGuard, LossReason, Reason, Signal, TelemetrySignal
 
 __all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter"]
 
 
-class _CallOutcome(Enum):
-    DONE = "done"
-    RAISED = "raised"
-    TIMED_OUT = "timed_out"
+_CallOutcome = Literal["done", "raised", "timed_out"]
+"""How a bounded call ended (plain strings: an Enum class would cost process start more)."""
 
 
 _T = TypeVar("_T")
@@ -65,15 +61,15 @@ class _Call:
     def __init__(self, fn: Callable[[], object]) -> None:
         self.fn: Callable[[], object] | None = fn
         self.done = threading.Event()
-        self.result: tuple[_CallOutcome, Any] = (_CallOutcome.TIMED_OUT, None)
+        self.result: tuple[_CallOutcome, Any] = ("timed_out", None)
 
     def run(self) -> None:
         fn, self.fn = self.fn, None  # the batch it closes over is freed as soon as it ran
         try:
             if fn is not None:
-                self.result = (_CallOutcome.DONE, fn())
+                self.result = ("done", fn())
         except BaseException as exc:  # reported to the caller, never raised
-            self.result = (_CallOutcome.RAISED, exc)
+            self.result = ("raised", exc)
         finally:
             del fn
             self.done.set()
@@ -141,11 +137,11 @@ class _BoundedCaller:
                 self._restart()  # first use, or a forked child: the parent's thread is gone
             last = self._last
             if last is not None and not last.wait(allowed_s):
-                return _CallOutcome.TIMED_OUT, None
+                return "timed_out", None
             self._last = call
             self._calls.put(call)
         if not call.wait(allowed_s):
-            return _CallOutcome.TIMED_OUT, None
+            return "timed_out", None
         return call.result
 
     def _restart(self) -> None:
@@ -173,7 +169,7 @@ class _GuardCore(Generic[_B]):
     def __init__(
         self,
         guard: ExportGuard,
-        signal: TelemetrySignal,
+        signal: Signal,
         count: Callable[[_B], int],
         is_success: Callable[[object], bool],
         name: str,
@@ -182,8 +178,8 @@ class _GuardCore(Generic[_B]):
         self.signal = signal
         self._count = count
         self._is_success = is_success
-        self._caller = _BoundedCaller(f"flowtel-export-{signal.value}-{name}")
-        self._control = _BoundedCaller(f"flowtel-export-control-{signal.value}-{name}")
+        self._caller = _BoundedCaller(f"flowtel-export-{signal}-{name}")
+        self._control = _BoundedCaller(f"flowtel-export-control-{signal}-{name}")
 
     def _allowance(self, cap_s: float | None) -> Callable[[], float]:
         guard = self.guard
@@ -200,20 +196,20 @@ class _GuardCore(Generic[_B]):
             return False
         started = time.monotonic()
         outcome, value = self._caller.run(call, allowed_s)
-        if outcome is _CallOutcome.DONE and self._is_success(value):
+        if outcome == "done" and self._is_success(value):
             return True
-        if outcome is _CallOutcome.TIMED_OUT:
+        if outcome == "timed_out":
             reason = self._timeout_reason()
             waited_s = time.monotonic() - started
             guard.record_failure(self.signal, reason, f"no answer within {waited_s:.2f}s")
         else:
             reason = LossReason.EXPORT_FAILED
-            detail = type(value).__name__ if outcome is _CallOutcome.RAISED else "exporter failure"
+            detail = type(value).__name__ if outcome == "raised" else "exporter failure"
             guard.record_failure(self.signal, reason, detail)
         guard.record_drop(self.signal, reason, self._count(batch))
         return False
 
-    def _timeout_reason(self) -> LossReason:
+    def _timeout_reason(self) -> Reason:
         return LossReason.SHUTDOWN_TIMEOUT if self.guard.closing else LossReason.EXPORT_TIMEOUT
 
     def flush(self, flush: Callable[[int], object], timeout_millis: int) -> bool:
@@ -229,7 +225,7 @@ class _GuardCore(Generic[_B]):
             return cap_s - (time.monotonic() - started)
 
         outcome, value = self._control.run(call, allowed_s, exclusive=False)
-        return outcome is _CallOutcome.DONE and value is not False
+        return outcome == "done" and value is not False
 
     def stop(self, call: Callable[[], object]) -> None:
         """Shut the wrapped exporter down within what is left of the budget (at least 20 ms,
@@ -268,6 +264,8 @@ class GuardedSpanExporter(SpanExporter):
         if self._scrubs:  # flowtel's OTLP exporter scrubs while it encodes
             ok = self._core.export(spans, lambda: exporter.export(spans))
         else:
+            from flowtel._export._scrub import scrub_spans  # loads on the first export
+
             ok = self._core.export(spans, lambda: exporter.export(scrub_spans(spans)))
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
@@ -298,6 +296,8 @@ class GuardedLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Export within the deadline; on failure the records are counted as dropped."""
+        from flowtel._export._scrub import scrub_log_records  # loads on the first export
+
         ok = self._core.export(batch, lambda: self.exporter.export(scrub_log_records(batch)))
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
@@ -345,6 +345,8 @@ class GuardedMetricExporter(MetricExporter):
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
         """Export within ``timeout_millis`` and the deadline; count lost points on failure."""
+        from flowtel._export._scrub import scrub_metrics  # loads on the first export
+
         cap_s = min(_millis_to_s(timeout_millis, 10.0), self._core.guard.export_timeout_s)
         ok = self._core.export(
             metrics_data,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -21,7 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from flowtel._core._compat import otlp_grpc_bytes_hooks_ok
-from flowtel._export._encode import SpanEncoder
+
+if TYPE_CHECKING:
+    from flowtel._export._encode import SpanEncoder
 
 __all__ = ["EncodingSpanExporter", "grpc_span_exporter"]
 
@@ -52,7 +54,7 @@ class EncodingSpanExporter(OTLPSpanExporter):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._encoder = SpanEncoder()
+        self._encoder: SpanEncoder | None = None  # built on the first export, off the start path
         self._batch: tuple[Sequence[ReadableSpan], bytes] | None = None
         channel = getattr(self, "_channel", None)
         if channel is not None:
@@ -62,7 +64,12 @@ class EncodingSpanExporter(OTLPSpanExporter):
     def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
         batch = self._batch  # a retry sends the same batch: encode it once
         if batch is None or batch[0] is not data:
-            batch = self._batch = (data, self._encoder.encode(data))
+            encoder = self._encoder
+            if encoder is None:
+                from flowtel._export._encode import SpanEncoder
+
+                encoder = self._encoder = SpanEncoder()
+            batch = self._batch = (data, encoder.encode(data))
         return batch[1]
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

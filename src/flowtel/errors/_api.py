@@ -15,7 +15,6 @@ from opentelemetry.sdk.resources import Resource
 
 from flowtel import semconv
 from flowtel.errors._processor import DEFAULT_GAUGE_WINDOWS, ErrorRateProcessor, positive
-from flowtel.errors._record import add_handled_event
 
 if TYPE_CHECKING:
     from flowtel.errors._stats import ErrorStats
@@ -137,6 +136,8 @@ def record_error(
     global _record_failure_logged
     try:
         tracer = _active_tracer or trace.get_tracer(semconv.SCOPE_ERRORS)
+        from flowtel.errors._record import add_handled_event  # loads on the first call
+
         counted = add_handled_event(exc, component, operation, attributes, tracer)
         processor = _active
         if processor is not None:

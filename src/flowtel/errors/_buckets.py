@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from opentelemetry.trace import StatusCode
 
@@ -45,13 +45,30 @@ _ERROR: Final = StatusCode.ERROR
 _OK: Final = StatusCode.OK
 
 
-class KeyTotals(NamedTuple):
-    """Counts of one key over a window."""
+class KeyTotals(tuple[int, int, int, dict[str, int]]):
+    """Counts of one key over a window: ``(total, errors, handled, by_type)``. A plain tuple
+    subclass, defined without the code generation of ``NamedTuple``."""
 
-    total: int
-    errors: int
-    handled: int
-    by_type: dict[str, int]
+    __slots__ = ()
+
+    def __new__(cls, total: int, errors: int, handled: int, by_type: dict[str, int]) -> KeyTotals:
+        return tuple.__new__(cls, (total, errors, handled, by_type))
+
+    @property
+    def total(self) -> int:
+        return self[0]
+
+    @property
+    def errors(self) -> int:
+        return self[1]
+
+    @property
+    def handled(self) -> int:
+        return self[2]
+
+    @property
+    def by_type(self) -> dict[str, int]:
+        return self[3]
 
 
 def _bounded(types: Mapping[str, object], error_type: str) -> str:

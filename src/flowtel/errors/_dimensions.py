@@ -19,10 +19,8 @@ from flowtel._core._scrub import current_scrubber
 from flowtel.errors._streams import OVERFLOW_VALUE, Dims
 from flowtel.errors._window import Totals, WindowCounters, key_counts
 
-__all__ = ["DEFAULT_MAX_VALUES", "DimensionCounters", "DimensionValues", "by_dimension"]
+__all__ = ["DimensionCounters", "DimensionValues", "by_dimension"]
 
-DEFAULT_MAX_VALUES: Final = 100
-"""Distinct values tracked per dimension; more are counted under ``_other``."""
 MAX_VALUE_LENGTH: Final = 128
 _MAX_COMBINATIONS: Final = 4096
 

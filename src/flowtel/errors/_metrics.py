@@ -17,16 +17,13 @@ from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 
 from flowtel import semconv
-from flowtel.errors._chunks import CHUNK_KEYS, chunked
-from flowtel.errors._duration import DurationProducer
-from flowtel.errors._points import call_points, error_attributes, error_points
 from flowtel.errors._window import key_counts
 
 if TYPE_CHECKING:
     from flowtel.errors._buckets import OperationCounters
     from flowtel.errors._processor import ErrorRateProcessor
 
-__all__ = ["CHUNK_KEYS", "chunked", "create_instruments", "window_label"]
+__all__ = ["create_instruments", "window_label"]
 
 
 def window_label(minutes: float) -> str:
@@ -57,6 +54,11 @@ def create_instruments(
         def observe(options: CallbackOptions) -> Iterable[Observation]:
             with processor._counted():
                 ops = counters().ops()
+            if not ops:
+                return []
+            # The collection side loads when there is something to collect, off the start path.
+            from flowtel.errors._points import call_points, chunked
+
             streams = chunked(processor, ops, call_points)
             return [Observation(s.calls, s.attributes) for s in streams]
 
@@ -91,7 +93,7 @@ def create_instruments(
     if metric_readers:
         from flowtel.errors import _producer
 
-        producer = DurationProducer(processor, duration)
+        producer = _producer.DurationProducer(processor, duration)
         readers = list(metric_readers)
         if all(_producer.supports(r) for r in readers):
             for reader in readers:
@@ -109,6 +111,10 @@ def create_instruments(
 def _errors(processor: ErrorRateProcessor) -> list[Observation]:
     with processor._counted():
         ops = processor._counters.ops()
+    if not ops:
+        return []
+    from flowtel.errors._points import chunked, error_attributes, error_points
+
     points = chunked(processor, ops, error_points)
     return [Observation(*error_attributes(point)) for point in points]
 

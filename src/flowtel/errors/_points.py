@@ -2,23 +2,69 @@
 
 Why apart from ``_buckets``: counting runs for every span, these run once per metric
 collection. Each function reads one chunk of keys under the processor's lock (see
-``_metrics.chunked``) and copies only what it must; the points are finished outside the lock.
+:func:`chunked`) and copies only what it must; the points are finished outside the lock.
+
+Why chunks: a metric collection or a query over 10,000 keys must not hold the lock that every
+ending span needs for the whole walk; it takes and releases it once per chunk.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar, cast
 
 from flowtel import semconv
-from flowtel.errors._streams import Attributes, DurationPoint, ExemplarSample, Stream, StreamId
+from flowtel.errors._streams import Attributes, ExemplarSample, Stream, StreamId
 
 if TYPE_CHECKING:
     from flowtel.errors._buckets import _Op
+    from flowtel.errors._processor import ErrorRateProcessor
 
-__all__ = ["call_points", "duration_copies", "duration_points", "error_attributes", "error_points"]
+__all__ = [
+    "CHUNK_KEYS",
+    "DurationPoint",
+    "call_points",
+    "chunked",
+    "duration_copies",
+    "duration_points",
+    "error_attributes",
+    "error_points",
+]
+
+
+CHUNK_KEYS: Final = 32
+"""Keys read per lock acquisition by metric callbacks and the duration producer: copying the
+duration histograms of 32 keys takes 0.05-0.6 ms at 10,000 keys (200 took up to 1.6 ms)."""
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def chunked(
+    processor: ErrorRateProcessor, items: Sequence[_T], read: Callable[[Sequence[_T]], list[_R]]
+) -> list[_R]:
+    """``read`` over ``items`` in chunks, each under the processor's lock."""
+    out: list[_R] = []
+    for i in range(0, len(items), CHUNK_KEYS):
+        with processor._lock:
+            out.extend(read(items[i : i + CHUNK_KEYS]))
+    return out
+
+
+class DurationPoint(NamedTuple):
+    """A copy of one stream's histogram, taken under the lock for export."""
+
+    stream: StreamId
+    """The stream's identity across collections."""
+    attributes: Attributes
+    counts: list[int]
+    observations: int
+    sum: float
+    min: float
+    max: float
+    exemplars: tuple[ExemplarSample, ...] = ()
 
 
 def call_points(ops: Sequence[_Op]) -> list[Stream]:

@@ -33,10 +33,8 @@ from opentelemetry.util.types import AttributeValue
 
 from flowtel import semconv
 from flowtel._core._compat import direct_span_reads as DIRECT_READS
-from flowtel._core._errors_settings import parse_error_dimensions
+from flowtel._core._parse import positive
 from flowtel.errors._buckets import OVERFLOW, OperationCounters
-from flowtel.errors._checks import positive
-from flowtel.errors._dimensions import DEFAULT_MAX_VALUES, DimensionCounters, DimensionValues
 from flowtel.errors._entry import entry_failed, error_type_of, is_entry
 from flowtel.errors._metrics import create_instruments
 from flowtel.errors._streams import NO_DIMS, ExemplarSample
@@ -44,9 +42,18 @@ from flowtel.errors._window import MAX_WINDOW_MINUTES
 from flowtel.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from flowtel.errors._dimensions import DimensionValues
     from flowtel.errors._stats import ErrorStats
 
-__all__ = ["DEFAULT_GAUGE_WINDOWS", "ErrorRateProcessor", "positive"]
+__all__ = [
+    "DEFAULT_GAUGE_WINDOWS",
+    "DEFAULT_MAX_DIMENSION_VALUES",
+    "ErrorRateProcessor",
+    "positive",
+]
+
+DEFAULT_MAX_DIMENSION_VALUES: Final = 100
+"""Distinct values kept per error dimension; more count as ``_other``."""
 
 _logger = logging.getLogger("flowtel.errors")
 
@@ -114,7 +121,7 @@ class ErrorRateProcessor(SpanProcessor):
         resource: Resource | None = None,
         clock: Callable[[], float] = time.monotonic,
         dimensions: Sequence[str] = (),
-        max_dimension_values: int = DEFAULT_MAX_VALUES,
+        max_dimension_values: int = DEFAULT_MAX_DIMENSION_VALUES,
     ) -> None:
         minutes = positive("error_window_minutes", window_minutes, "a number of minutes > 0")
         if minutes > MAX_WINDOW_MINUTES:
@@ -130,7 +137,11 @@ class ErrorRateProcessor(SpanProcessor):
             if positive("gauge_windows_minutes", w, "minutes > 0") * 60 > window_s:
                 accepted = f"minutes <= error_window_minutes ({window_minutes})"
                 raise ConfigurationError("gauge_windows_minutes", w, accepted)
-        names = parse_error_dimensions("error_dimensions", tuple(dimensions))
+        names: tuple[str, ...] = ()
+        if dimensions:  # the dimension counters load only when dimensions are configured
+            from flowtel._core._errors_settings import parse_error_dimensions
+
+            names = parse_error_dimensions("error_dimensions", tuple(dimensions))
         max_values = positive(
             "max_dimension_values", max_dimension_values, "an integer >= 1", integer=True
         )
@@ -166,6 +177,8 @@ class ErrorRateProcessor(SpanProcessor):
         )
         self._dims: DimensionValues | None = None  # None: no dimensions, nothing read per span
         if names:
+            from flowtel.errors._dimensions import DimensionCounters, DimensionValues
+
             self._dims = DimensionValues(names, int(max_values), self._dimension_overflowed)
             self._op_dims = DimensionCounters(names, window_s, bucket_s, started)
             self._entry_dims = DimensionCounters(names, window_s, bucket_s, started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from flowtel.errors._checks import positive
+from flowtel._core._parse import positive
 from flowtel.errors._dimensions import by_dimension
 from flowtel.errors._stats import build_level, build_stats, dimension_stats
 

@@ -12,7 +12,7 @@ Exemplars follow the SDK's defaults for an explicit-bucket histogram: the ``trac
 from __future__ import annotations
 
 import math
-from typing import Final, NamedTuple
+from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
@@ -38,13 +38,31 @@ OVERFLOW_VALUE: Final = semconv.OVERFLOW_KEY
 """A dimension value beyond the cap on distinct values (or on value combinations)."""
 
 
-class ExemplarSample(NamedTuple):
-    """The latest sampled measurement of one histogram bucket."""
+class ExemplarSample(tuple[float, int, int, int]):
+    """The latest sampled measurement of one histogram bucket: ``(value, time_ns, trace_id,
+    span_id)``. A plain tuple subclass: built on the span-end path, and defined without the code
+    generation of ``NamedTuple``."""
 
-    value: float
-    time_ns: int
-    trace_id: int
-    span_id: int
+    __slots__ = ()
+
+    def __new__(cls, value: float, time_ns: int, trace_id: int, span_id: int) -> ExemplarSample:
+        return tuple.__new__(cls, (value, time_ns, trace_id, span_id))
+
+    @property
+    def value(self) -> float:
+        return self[0]
+
+    @property
+    def time_ns(self) -> int:
+        return self[1]
+
+    @property
+    def trace_id(self) -> int:
+        return self[2]
+
+    @property
+    def span_id(self) -> int:
+        return self[3]
 
 
 def stream_attributes(
@@ -96,17 +114,3 @@ class Stream:
         self.lo = [math.inf] * intervals if intervals else _NO_INTERVALS
         self.hi = [-math.inf] * intervals if intervals else _NO_INTERVALS
         self.exemplars: list[ExemplarSample | None] | None = None  # per bucket, on first sample
-
-
-class DurationPoint(NamedTuple):
-    """A copy of one stream's histogram, taken under the lock for export."""
-
-    stream: StreamId
-    """The stream's identity across collections."""
-    attributes: Attributes
-    counts: list[int]
-    observations: int
-    sum: float
-    min: float
-    max: float
-    exemplars: tuple[ExemplarSample, ...] = ()

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Final, NamedTuple
+from typing import Final
+
+from flowtel._core._record import Record
 
 MAX_WINDOW_MINUTES: Final = 7 * 24 * 60
 """The longest ``error_window_minutes`` accepted (7 days)."""
@@ -27,7 +29,7 @@ _FINE_SPAN_S: Final = 3600.0
 _COARSE_SLOTS: Final = 168
 
 
-class Tier(NamedTuple):
+class Tier(Record):
     """A ring of ``slots`` snapshots, one per ``bucket_s``-wide bucket."""
 
     bucket_s: float
@@ -43,7 +45,7 @@ def tiers_for(window_s: float, bucket_s: float | None = None) -> tuple[Tier, ...
     return Tier(60.0, 61), Tier(coarse, math.ceil(window_s / coarse) + 1)
 
 
-class Snapshot(NamedTuple):
+class Snapshot(Record):
     """Cumulative counts at the start of bucket ``bucket`` of one tier (never mutated)."""
 
     bucket: int
@@ -55,7 +57,7 @@ class Snapshot(NamedTuple):
     types: dict[str, int]
 
 
-class Totals(NamedTuple):
+class Totals(Record):
     """Counts between a snapshot and now: service-wide totals plus what per-key sums need."""
 
     calls: int
@@ -96,7 +98,7 @@ class WindowCounters:
         )
         first = self._snapshot(-1)
         for ring, head, tier in zip(self._rings, self._heads, self.tiers, strict=True):
-            ring[head % tier.slots] = first._replace(bucket=head)
+            ring[head % tier.slots] = first.replace(bucket=head)
 
     @property
     def bucket_s(self) -> float:
@@ -140,7 +142,7 @@ class WindowCounters:
                 ring = self._rings[i]
                 shared = shared or self._snapshot(bucket)
                 for absolute in range(max(head + 1, bucket - tier.slots + 1), bucket + 1):
-                    ring[absolute % tier.slots] = shared._replace(bucket=absolute)
+                    ring[absolute % tier.slots] = shared.replace(bucket=absolute)
                 self._heads[i] = head = bucket
             next_at = min(next_at, (head + 1) * tier.bucket_s)
         self.next_at = next_at

@@ -27,7 +27,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from flowtel import semconv
 from flowtel._core._gauge import SharedGauge
-from flowtel._core._settings import DEFAULT_DRAIN_S, DEFAULT_SHUTDOWN_TIMEOUT_S
+from flowtel._core._options import DEFAULT_DRAIN_S, DEFAULT_SHUTDOWN_TIMEOUT_S
 from flowtel._core._telemetry import HUB
 from flowtel.exceptions import StartupError
 from flowtel.lifecycle._bounded import BoundedRunner, detach_stragglers

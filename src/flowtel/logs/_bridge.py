@@ -105,14 +105,17 @@ def severity_of(levelno: int) -> SeverityNumber:
     known = _SEVERITIES.get(levelno)
     if known is not None:
         return known
+    severity = SeverityNumber.TRACE
     for floor, base in _BANDS:
         if levelno >= floor:
-            return SeverityNumber(base.value + min(levelno - floor, 3))
-    return SeverityNumber.TRACE
+            severity = SeverityNumber(base.value + min(levelno - floor, 3))
+            break
+    if len(_SEVERITIES) < _CACHE_MAX:  # levels are code-defined; filled as they are seen
+        _SEVERITIES[levelno] = severity
+    return severity
 
 
 _SEVERITIES: Final[dict[int, SeverityNumber]] = {}
-_SEVERITIES.update({n: severity_of(n) for n in range(64)})
 
 
 def severity_text(levelname: str) -> str:

@@ -27,7 +27,6 @@ import logging
 import sys
 import threading
 from collections.abc import Iterable, MutableMapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -210,17 +209,17 @@ def add_trace_context(
     return event_dict
 
 
-@dataclass
 class _Installation:
     """What one install changed, so uninstalling restores exactly that."""
 
-    added: list[logging.Handler] = field(default_factory=list)
-    filtered: list[logging.Handler] = field(default_factory=list)
-    reformatted: list[tuple[logging.Handler, logging.Formatter | None]] = field(
-        default_factory=list
-    )
-    relevelled: list[tuple[logging.Handler, int]] = field(default_factory=list)
-    root_level: int | None = None
+    __slots__ = ("added", "filtered", "reformatted", "relevelled", "root_level")
+
+    def __init__(self) -> None:
+        self.added: list[logging.Handler] = []
+        self.filtered: list[logging.Handler] = []
+        self.reformatted: list[tuple[logging.Handler, logging.Formatter | None]] = []
+        self.relevelled: list[tuple[logging.Handler, int]] = []
+        self.root_level: int | None = None
 
 
 _lock = threading.Lock()

@@ -7,9 +7,26 @@ Spans start here through the OpenTelemetry API; flowtel's TracerProvider and sam
 
 from __future__ import annotations
 
-from flowtel._core._sampling import Sampling
-from flowtel.tracing._keep import keep_trace
+from typing import TYPE_CHECKING, Any
+
 from flowtel.tracing._span import SpanScope, span
 from flowtel.tracing._traced import traced
 
+if TYPE_CHECKING:
+    from flowtel._core._sampling import Sampling
+    from flowtel.tracing._keep import keep_trace
+
 __all__ = ["Sampling", "SpanScope", "keep_trace", "span", "traced"]
+
+
+def __getattr__(name: str) -> Any:
+    # Tail sampling's names load on first use (PEP 562): most processes never need them.
+    if name == "Sampling":
+        from flowtel._core._sampling import Sampling
+
+        return Sampling
+    if name == "keep_trace":
+        from flowtel.tracing._keep import keep_trace
+
+        return keep_trace
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
