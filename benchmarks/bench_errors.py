@@ -36,7 +36,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from flowtel import semconv
 from flowtel.errors import ErrorRateProcessor
-from flowtel.tracing._sampler import RatioSampler  # the sampler configure_telemetry() installs
+from flowtel.tracing._provider import RatioSampler  # the sampler configure_telemetry() installs
 
 KEYS = 100
 

@@ -34,7 +34,7 @@ from opentelemetry.trace import Status, StatusCode
 
 import flowtel
 from flowtel.tracing import Sampling, _tail
-from flowtel.tracing._sampler import RatioSampler
+from flowtel.tracing._provider import RatioSampler
 from flowtel.tracing._tail import TailSamplingProcessor
 
 

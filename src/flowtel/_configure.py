@@ -21,8 +21,8 @@ from opentelemetry import trace as trace_api
 from opentelemetry._logs import NoOpLoggerProvider
 
 from flowtel._core import _proxy
-from flowtel._core._keywords import checked_keywords
 from flowtel._core._options import UNSET, Options, _Unset
+from flowtel._core._parse import checked_keywords
 from flowtel._core._scrub import Scrubber, current_scrubber, set_scrubber
 from flowtel._core._settings import Settings, resolve
 from flowtel._core._telemetry import HUB, Telemetry
@@ -277,8 +277,7 @@ def _tracer_provider(
     from opentelemetry.sdk.trace import SpanLimits
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-    from flowtel.tracing._provider import FlowtelTracerProvider
-    from flowtel.tracing._sampler import RatioSampler
+    from flowtel.tracing._provider import FlowtelTracerProvider, RatioSampler
 
     provider = FlowtelTracerProvider(
         sampler=RatioSampler(

@@ -26,7 +26,7 @@ OUTPUTS: dict[str, str] = {
     "_export/_guarded.py": "OTLP traces, OTLP logs, OTLP metrics",
     "lifecycle/_probes.py": "/health (uvicorn)",
     "logs/_handler.py": "JSON log lines, console",
-    "logs/_quiet.py": "JSON log lines, console",
+    "logs/_stdout.py": "JSON log lines, console",
     "sentry/_bridge.py": "Sentry events",
     "sentry/_event.py": "Sentry events (the event scrubber itself)",
     "semconv.py": "not telemetry: prints the telemetry reference (python -m flowtel.semconv)",

@@ -217,7 +217,7 @@ class TestBounds:
 
 
 def _record_only() -> Any:
-    from flowtel.tracing._sampler import RatioSampler
+    from flowtel.tracing._provider import RatioSampler
 
     return RatioSampler(0.0, record_unsampled=True)
 

@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from flowtel._core._keywords import check_keywords
+from flowtel._core._parse import check_keywords
 from flowtel.exceptions import ConfigurationError
 
 __all__ = ["MAX_SECONDS", "check_keywords", "register", "seconds"]

@@ -11,42 +11,33 @@ What :func:`install` sets up (``configure_telemetry(logging=True)`` calls it):
 * a :class:`TraceContextFilter` on every root handler already there and on flowtel's stdout
   handler, so ``%(trace_id)s`` / ``%(span_id)s`` work in any format string, third-party loggers
   included (the OTel handler reads the span itself and skips formatting the hex ids);
-* with ``json_logs=True``, :class:`JsonFormatter` on stdout (one JSON object per line); with the
-  console exporter, :class:`ConsoleFormatter` (short trace id) on stdout.
+* a :class:`LibraryLevelFilter` on flowtel's handlers: third-party records pass only from
+  ``library_log_level`` (default ``WARNING``);
+* with ``json_logs=True``, a JSON formatter on stdout (one JSON object per line); with the
+  console exporter, the console formatter (short trace id). Both live in ``_stdout``, loaded
+  only then.
 
 Installing twice replaces the first installation, so records are never exported twice.
-
-Note: this module shares the standard library's name; ``import logging`` below is the stdlib
-(absolute imports), and users import it as ``flowtel.logging``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 from collections.abc import Iterable, MutableMapping
-from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider
 
-from flowtel import semconv
 from flowtel._core._parse import parse_level
-from flowtel._core._scrub import current_scrubber
 from flowtel.logs._bridge import (
     DEFAULT_EXCLUDED_LOGGERS,
     SPAN_CONTEXT_ATTR,
     OTelLogHandler,
-    exception_fields,
-    extra_fields,
-    json_value,
-    message_of,
-    record_span_context,
 )
-from flowtel.logs._quiet import ConsoleLogHandler, LibraryLevelFilter, WriterHandler
 
 if TYPE_CHECKING:
     from flowtel._core._settings import Settings
@@ -54,8 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXCLUDED_LOGGERS",
-    "ConsoleFormatter",
-    "JsonFormatter",
+    "LibraryLevelFilter",
     "OTelLogHandler",
     "TraceContextFilter",
     "add_trace_context",
@@ -65,6 +55,65 @@ __all__ = [
     "is_instrumented",
     "uninstrument_logging",
 ]
+
+
+# Quiet defaults: third-party records below ``library_log_level`` are dropped -------------------
+
+_OWN_LOGGERS = ("flowtel", "__main__")
+_LIBRARY_CACHE_MAX = 4096  # (logger name, code path) pairs are code-defined; bound the cache anyway
+
+
+@lru_cache(maxsize=1)
+def _library_roots() -> tuple[str, ...]:
+    import sysconfig  # on first use: it costs process start otherwise
+
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    return tuple(sorted(roots))
+
+
+def _is_library_file(pathname: str) -> bool:
+    if "site-packages" in pathname or "dist-packages" in pathname:
+        return True
+    return pathname.startswith(_library_roots())
+
+
+def _is_library_record(name: str, pathname: str) -> bool:
+    if any(name == own or name.startswith(own + ".") for own in _OWN_LOGGERS):
+        return False
+    return _is_library_file(pathname)
+
+
+class LibraryLevelFilter(logging.Filter):
+    """Drops third-party records below ``library_level``; the application's pass untouched.
+
+    "Third-party" is decided by where the record was written (``record.pathname``), not by the
+    logger's name, so it needs no list: code installed under ``site-packages`` or in the
+    standard library is a library. flowtel's own loggers count as the application's.
+
+    Cheap per record: a record at or above ``library_level`` passes on one comparison; below
+    it, the decision is looked up per (logger name, code path), both code-defined.
+
+    Args:
+        library_level: the minimum level of library records kept.
+    """
+
+    def __init__(self, library_level: int) -> None:
+        super().__init__()
+        self.library_level = library_level
+        self._library: dict[tuple[str, str], bool] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless a library wrote it below ``library_level``."""
+        if record.levelno >= self.library_level:
+            return True
+        key = (record.name, record.pathname or "")
+        library = self._library.get(key)
+        if library is None:
+            library = _is_library_record(*key)
+            if len(self._library) < _LIBRARY_CACHE_MAX:
+                self._library[key] = library
+        return not library
 
 
 def current_trace_id() -> str | None:
@@ -77,18 +126,6 @@ def current_span_id() -> str | None:
     """The current span's id as 16 hex digits, or ``None`` outside a valid span."""
     ctx = trace.get_current_span().get_span_context()
     return trace.format_span_id(ctx.span_id) if ctx.is_valid else None
-
-
-def _ids(record: logging.LogRecord) -> tuple[str | None, str | None]:
-    """(trace_id, span_id) of a record: stamped by the filter, else the current span."""
-    trace_id = record.__dict__.get("trace_id")
-    span_id = record.__dict__.get("span_id")
-    if isinstance(trace_id, str) and isinstance(span_id, str):
-        return trace_id or None, span_id or None
-    ctx = record_span_context(record)
-    if not ctx.is_valid:
-        return None, None
-    return trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id)
 
 
 class TraceContextFilter(logging.Filter):
@@ -113,84 +150,6 @@ class TraceContextFilter(logging.Filter):
             attrs.setdefault("trace_id", trace.format_trace_id(ctx.trace_id) if valid else "")
             attrs.setdefault("span_id", trace.format_span_id(ctx.span_id) if valid else "")
         return True
-
-
-def _iso_utc(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for container stdout collected by Loki/Fluent Bit.
-
-    Keys, in order: ``timestamp`` (UTC, ms), ``level``, ``logger``, ``message``, ``trace_id``,
-    ``span_id``, ``service.name``, then the record's ``extra`` fields and, for records with
-    ``exc_info``, ``exception.type/message/stacktrace``. The message, extras and exception are
-    scrubbed like span attributes. A newline inside a message is escaped, so one record is
-    always one line.
-
-    Args:
-        service_name: value of the ``service.name`` key (omitted when ``None``).
-    """
-
-    def __init__(self, service_name: str | None = None) -> None:
-        super().__init__()
-        self.service_name = service_name
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record`` as a single JSON line."""
-        scrubber = current_scrubber()
-        trace_id, span_id = _ids(record)
-        doc: dict[str, Any] = {
-            "timestamp": _iso_utc(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": scrubber.scrub_text(message_of(record)),
-            "trace_id": trace_id,
-            "span_id": span_id,
-        }
-        if self.service_name is not None:
-            doc[semconv.SERVICE_NAME] = self.service_name
-        for key, value in extra_fields(record).items():
-            doc[f"extra.{key}" if key in doc else key] = json_value(key, value, scrubber)
-        doc.update(exception_fields(record, scrubber))
-        if record.stack_info:
-            doc[semconv.CODE_STACKTRACE] = scrubber.scrub_text(record.stack_info)
-        return json.dumps(doc, default=str, ensure_ascii=False)
-
-
-class ConsoleFormatter(logging.Formatter):
-    """Readable one-line format for local development with the console exporter.
-
-    ``12:00:01.234 INFO  orders.api: order placed order_id=42 [trace 4bf92f35]``: the trace id
-    is cut to its first 8 hex digits, enough to match the console span output by eye.
-    Exceptions follow on the next lines. Scrubbed like every other output.
-
-    Args:
-        trace_suffix: append ``[trace …]`` (off when the console prints the record under its
-            span already).
-    """
-
-    def __init__(self, trace_suffix: bool = True) -> None:
-        super().__init__()
-        self.trace_suffix = trace_suffix
-
-    def format(self, record: logging.LogRecord) -> str:
-        """Render ``record`` as one line (plus a traceback when there is one)."""
-        scrubber = current_scrubber()
-        clock = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        line = (
-            f"{clock}.{int(record.msecs):03d} {record.levelname:<5} {record.name}: "
-            f"{scrubber.scrub_text(message_of(record))}"
-        )
-        for key, value in extra_fields(record).items():
-            line += f" {key}={json_value(key, value, scrubber)}"
-        trace_id, _ = _ids(record)
-        if trace_id and self.trace_suffix:
-            line += f" [trace {trace_id[:8]}]"
-        exc = exception_fields(record, scrubber)
-        if exc:
-            line += "\n" + exc[semconv.EXCEPTION_STACKTRACE].rstrip("\n")
-        return line
 
 
 def add_trace_context(
@@ -282,6 +241,8 @@ def instrument_logging(
                 handler.addFilter(_filter)
                 state.filtered.append(handler)
         if json_logs or console:
+            from flowtel.logs._stdout import ConsoleFormatter, JsonFormatter, stdout_handler
+
             formatter: logging.Formatter = (
                 JsonFormatter(service_name) if json_logs else ConsoleFormatter()
             )
@@ -291,7 +252,7 @@ def instrument_logging(
                     state.reformatted.append((handler, handler.formatter))
                     handler.setFormatter(formatter)
             elif not consoles:
-                stream = _stdout_handler(json_logs, levelno, service_name)
+                stream = stdout_handler(json_logs, levelno, service_name)
                 stream.addFilter(_filter)
                 stream.addFilter(quiet)
                 state.added.append(stream)
@@ -310,31 +271,11 @@ def instrument_logging(
         _current = state
 
 
-def _stdout_handler(json_logs: bool, level: int, service_name: str | None) -> logging.Handler:
-    """What prints records on stdout without ever blocking the application.
-
-    With the console exporter, records go through the console (under their span, in order with
-    the span lines); JSON lines go through a writer thread of their own.
-    """
-    from flowtel._export._console import active_console
-    from flowtel._export._console_writer import ConsoleWriter
-
-    console = None if json_logs else active_console()
-    if console is not None:
-        handler: logging.Handler = ConsoleLogHandler(console, level)
-        handler.setFormatter(ConsoleFormatter(trace_suffix=False))
-        return handler
-    handler = WriterHandler(ConsoleWriter(sys.stdout), level)
-    handler.setFormatter(JsonFormatter(service_name) if json_logs else ConsoleFormatter())
-    return handler
-
-
 def _restore(state: _Installation) -> None:
     root = logging.getLogger()
-    for handler in state.added:
+    for handler in state.added:  # flowtel's own: closed too (the JSON writer thread stops)
         root.removeHandler(handler)
-        if isinstance(handler, WriterHandler):
-            handler.close()
+        handler.close()
     for handler in state.filtered:
         handler.removeFilter(_filter)
     for handler, formatter in state.reformatted:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowtel.tracing._span import SpanScope, span
-from flowtel.tracing._traced import traced
+from flowtel.tracing._traced import SpanScope, span, traced
 
 if TYPE_CHECKING:
     from flowtel._core._sampling import Sampling

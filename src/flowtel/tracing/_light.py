@@ -4,7 +4,7 @@ Why: flowtel's statistics are exact at any sample rate because every call is cou
 not. Recording a sampled-out span only to count it costs the SDK's whole span machinery, about
 twice what raw OpenTelemetry pays to drop the call. Where nothing but flowtel's error processor
 would look at a sampled-out span, a ``@traced`` call decides the sampling itself, exactly as
-flowtel's :class:`~flowtel.tracing._sampler.RatioSampler` would, and:
+flowtel's :class:`~flowtel.tracing._provider.RatioSampler` would, and:
 
 - when the call is sampled, starts the SDK span as usual, handing the SDK the very trace id the
   decision was made on (:class:`PrimedIds`), so the decision and the exported trace agree;

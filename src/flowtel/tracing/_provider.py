@@ -12,22 +12,32 @@ span's attribute dict right after it starts. That is only invisible to other cod
 - the sampler ignores attributes (flowtel's sampler does; it is the only one flowtel installs).
 
 Otherwise ``@traced`` passes its attributes to ``start_span`` like any instrumentation.
+
+The head sampler lives here too (:class:`RatioSampler`): parent-based ratio sampling that
+*records* what it does not export. Why RECORD_ONLY instead of DROP: flowtel's error statistics
+and RED metrics are computed from every finished span in a SpanProcessor. A sampled-out span
+that is still recorded reaches ``on_end`` (so it is counted) but carries no SAMPLED flag, so
+export processors skip it. That makes the statistics exact at any sample rate, at the cost of
+building the span object. With ``count_unsampled=False`` the sampler drops instead.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from flowtel._core._compat import span_attribute_dict_ok
 from flowtel._core._telemetry import HUB
 
-__all__ = ["FlowtelTracerProvider", "preset_attributes"]
+__all__ = ["FlowtelTracerProvider", "RatioSampler", "preset_attributes"]
 
 _SDK_BLIND: Final = (BatchSpanProcessor, SimpleSpanProcessor)
 """SDK processors whose ``on_start`` never reads attributes (exact types: subclasses may)."""
@@ -85,7 +95,6 @@ class FlowtelTracerProvider(TracerProvider):
         be counted without an SDK span: flowtel's ratio sampler recording what it does not
         sample, and no processor that would look at such spans; else None."""
         from flowtel.tracing._light import LightMode
-        from flowtel.tracing._sampler import RatioSampler
 
         sampler = self.sampler
         if not (
@@ -131,3 +140,70 @@ def preset_attributes(
         else:
             return None  # sequences and the rest: let the SDK clean them
     return preset
+
+
+_TRACE_ID_LIMIT = (1 << 64) - 1
+
+
+class RatioSampler(Sampler):
+    """Parent-based (optionally) trace-id-ratio sampler with a RECORD_ONLY fallback.
+
+    Thread-safe and allocation-light: it is called for every span start.
+
+    Args:
+        rate: fraction of root traces to sample, 0..1.
+        parent_based: follow the parent's sampled flag (local or remote, e.g. W3C traceparent).
+        record_unsampled: return RECORD_ONLY instead of DROP for the sampled-out share.
+    """
+
+    def __init__(self, rate: float, *, parent_based: bool = True, record_unsampled: bool = True):
+        self._rate = rate
+        self._bound = round(rate * (_TRACE_ID_LIMIT + 1))
+        self._parent_based = parent_based
+        self._unsampled = Decision.RECORD_ONLY if record_unsampled else Decision.DROP
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        # The SDK builds the span's attributes from the sampling result, so pass them through.
+        parent = get_current_span(parent_context).get_span_context()
+        if parent.is_valid:
+            if self._parent_based:
+                decision = (
+                    Decision.RECORD_AND_SAMPLE if parent.trace_flags.sampled else self._unsampled
+                )
+            else:
+                decision = self._ratio(trace_id)
+            return SamplingResult(decision, attributes, parent.trace_state)
+        return SamplingResult(self._ratio(trace_id), attributes)
+
+    @property
+    def rate(self) -> float:
+        """The fraction of root traces sampled."""
+        return self._rate
+
+    @property
+    def parent_based(self) -> bool:
+        """Whether a parent's sampled flag decides."""
+        return self._parent_based
+
+    @property
+    def records_unsampled(self) -> bool:
+        """Whether sampled-out spans are recorded (so that they are counted)."""
+        return self._unsampled is Decision.RECORD_ONLY
+
+    def _ratio(self, trace_id: int) -> Decision:
+        if trace_id & _TRACE_ID_LIMIT < self._bound:
+            return Decision.RECORD_AND_SAMPLE
+        return self._unsampled
+
+    def get_description(self) -> str:
+        mode = "ParentBased" if self._parent_based else "Root"
+        return f"flowtel.RatioSampler{{{mode},rate={self._rate},unsampled={self._unsampled.name}}}"
