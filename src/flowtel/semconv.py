@@ -330,6 +330,7 @@ SPAN_RECORD_ERROR: Final = "flowtel.record_error"
 SPAN_DOCTOR: Final = "flowtel.doctor"
 SCOPE_ERRORS: Final = "flowtel.errors"  # instrumentation scope of flowtel.errors' spans and metrics
 OVERFLOW_KEY: Final = "_other"  # component/operation value once error_max_keys pairs are tracked
+REDACTED: Final = "[REDACTED]"  # what replaces a secret in every output (never part of it)
 
 SPANS: Final[tuple[SpanDef, ...]] = (
     SpanDef(

@@ -15,17 +15,15 @@ scrubber is immutable once built (its caches only memoise pure functions).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 from opentelemetry.util.types import AttributeValue
 
-from flowtel._core import _scrub_rules as rules
-from flowtel._core._scrub_keys import key_words, words_are_secret
+from flowtel.semconv import REDACTED
 
 __all__ = ["REDACTED", "Scrubber", "current_scrubber", "set_scrubber"]
 
-REDACTED: Final = rules.REDACTED
 _MIN_SECRET_CHARS: Final = 4  # "pin=1" is the shortest shape worth a scan
 _KEY_CACHE_MAX: Final = 4096
 _TEXT_CACHE_MAX: Final = 4096
@@ -75,7 +73,7 @@ class Scrubber:
         self._extra_values = re.compile("|".join(f"(?:{p})" for p in values)) if values else None
         self._key_cache: dict[str, bool] = {}
         self._text_cache: dict[str, str] = {}
-        self._replace = rules.make_replacer(self.key_is_secret, self._scan)
+        self._replace: Callable[[re.Match[str]], str] | None = None  # built on the first scan
 
     @property
     def enabled(self) -> bool:
@@ -88,6 +86,9 @@ class Scrubber:
             return False
         hit = self._key_cache.get(key)
         if hit is None:
+            # The rules load on the first key or text that is not cached (not at process start).
+            from flowtel._core._scrub_keys import key_words, words_are_secret
+
             words = key_words(key)
             hit = words_are_secret(words)
             if not hit and self._extra_keys is not None:
@@ -103,7 +104,12 @@ class Scrubber:
         """The built-in value rules (no user patterns), for a whole text or a part of it."""
         if len(text) < _MIN_SECRET_CHARS:
             return text
-        return rules.combined().sub(self._replace, text)
+        from flowtel._core import _scrub_rules as rules
+
+        replace = self._replace
+        if replace is None:  # two threads may both build one: the same pure function
+            replace = self._replace = rules.make_replacer(self.key_is_secret, self._scan)
+        return rules.combined().sub(replace, text)
 
     def scrub_text(self, text: str) -> str:
         """Replace secret-shaped substrings of ``text``: built-in rules, then user patterns.
@@ -124,6 +130,8 @@ class Scrubber:
         return hit
 
     def _scrub_text(self, text: str) -> str:
+        from flowtel._core import _scrub_rules as rules
+
         if "PRIVATE KEY" in text:
             text = rules.redact_pem(text)
         text = rules.redact_go_dsn(text)

@@ -22,7 +22,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Final
 
-REDACTED: Final = "[REDACTED]"
+from flowtel.semconv import REDACTED
+
 _REDACTED_OPEN: Final = REDACTED[:-1]
 
 # Words that make a ``key=value`` pair a candidate; the key's words decide (``is_secret``).

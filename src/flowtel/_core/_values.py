@@ -76,7 +76,7 @@ def safe_repr(value: object, limit: int = MAX_REPR_CHARS) -> str:
 def to_attribute(key: str, value: object, scrubber: Scrubber) -> AttributeValue:
     """Convert ``value`` for attribute ``key``: primitives kept, the rest repr'd; all scrubbed."""
     if scrubber.key_is_secret(key):
-        return "[REDACTED]"
+        return semconv.REDACTED
     if isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
