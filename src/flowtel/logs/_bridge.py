@@ -20,7 +20,7 @@ import math
 import threading
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -32,7 +32,9 @@ from flowtel import semconv
 from flowtel._core import _compat
 from flowtel._core._scrub import REDACTED, Scrubber, current_scrubber
 from flowtel._core._values import qualified_type_name
-from flowtel.logs._target import LogTarget
+
+if TYPE_CHECKING:
+    from flowtel.logs._target import LogTarget
 
 __all__ = [
     "DEFAULT_EXCLUDED_LOGGERS",
@@ -265,6 +267,8 @@ class OTelLogHandler(logging.Handler):
         """The destination of logger ``name``'s records (None: excluded), resolved once."""
         target = None
         if not is_excluded(name, self._excluded):
+            from flowtel.logs._target import LogTarget  # with the first record, not at start
+
             target = LogTarget(self._provider.get_logger(name), _compat.preset_log_records_ok())
         if len(self._targets) < _CACHE_MAX:
             self._targets[name] = target
@@ -280,7 +284,7 @@ class OTelLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Translate and hand over one record; drops it instead of raising or recursing."""
         name = record.name
-        target = self._targets.get(name, _UNSEEN)
+        target: Any = self._targets.get(name, _UNSEEN)  # a LogTarget, None, or _UNSEEN
         if target is None or getattr(_local, "busy", False):
             return
         ctx = otel_context.get_current()
@@ -288,7 +292,7 @@ class OTelLogHandler(logging.Handler):
             return
         _local.busy = True
         try:
-            if not isinstance(target, LogTarget):
+            if target is _UNSEEN:
                 target = self._target(name)
                 if target is None:
                     return
