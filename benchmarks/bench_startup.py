@@ -1,7 +1,15 @@
 """Process start cost: ``import flowtel; configure_telemetry(exporter='otlp')`` vs raw SDK wiring.
 
-Run: ``python benchmarks/bench_startup.py``. Each variant runs as a fresh interpreter, interleaved,
-``RUNS`` times; the median wall time is reported with the ratio against the raw gRPC script.
+Run: ``python benchmarks/bench_startup.py``. Each variant runs as a fresh interpreter, interleaved
+in a shuffled order, ``RUNS`` times; the median wall time is reported with the ratio against the
+raw gRPC script.
+
+Against an earlier flowtel: ``BENCH_STARTUP_AGAINST=<a checkout's src directory>`` adds the two
+flowtel scripts run with that tree first on ``PYTHONPATH``, and prints the paired difference (each
+round runs both trees, so a busy moment of the machine hits both). For example::
+
+    git worktree add /tmp/before 921d0e8
+    BENCH_STARTUP_AGAINST=/tmp/before/src BENCH_STARTUP_RUNS=61 python benchmarks/bench_startup.py
 
 Both sides start from compiled bytecode, as after ``pip install``: pip compiles the SDK's modules
 when it installs them, so flowtel's are compiled here first (an editable install under
@@ -11,12 +19,14 @@ when it installs them, so flowtel's are compiled here first (an editable install
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 
 RUNS = int(os.environ.get("BENCH_STARTUP_RUNS", "15"))
+AGAINST = os.environ.get("BENCH_STARTUP_AGAINST", "")
 
 # The issue's reference is "a script that wires the raw SDK with the OTLP gRPC exporter": the
 # traces-only script is the strictest reading; the three-signal one wires what flowtel wires.
@@ -60,16 +70,20 @@ import flowtel
 flowtel.configure_telemetry(service_name="bench", exporter="otlp", otlp_protocol="http/protobuf")
 """
 
+FLOWTEL_GRPC_NAME = "flowtel, otlp (default protocol: grpc)"
+FLOWTEL_HTTP_NAME = "flowtel, otlp_protocol=http/protobuf"
 VARIANTS = {
     "raw SDK, gRPC, traces only": RAW_GRPC_TRACES,
     "raw SDK, gRPC, traces+metrics+logs": RAW_GRPC_ALL,
-    "flowtel, otlp (default protocol: grpc)": FLOWTEL_DEFAULT,
-    "flowtel, otlp_protocol=http/protobuf": FLOWTEL_HTTP,
+    FLOWTEL_GRPC_NAME: FLOWTEL_DEFAULT,
+    FLOWTEL_HTTP_NAME: FLOWTEL_HTTP,
 }
 
 
-def run_once(code: str) -> float:
+def run_once(code: str, src: str = "") -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FLOWTEL_"))}
+    if src:
+        env["PYTHONPATH"] = src
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -82,16 +96,32 @@ def main() -> int:
     import flowtel
 
     compileall.compile_dir(str(pathlib.Path(flowtel.__file__).parent), quiet=1)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for code in VARIANTS.values():  # warm the OS page cache
-        run_once(code)
+    runs: dict[str, tuple[str, str]] = {name: (code, "") for name, code in VARIANTS.items()}
+    if AGAINST:
+        compileall.compile_dir(AGAINST, quiet=1)
+        runs[f"before: {FLOWTEL_GRPC_NAME}"] = (FLOWTEL_DEFAULT, AGAINST)
+        runs[f"before: {FLOWTEL_HTTP_NAME}"] = (FLOWTEL_HTTP, AGAINST)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for code, src in runs.values():  # warm the OS page cache
+        run_once(code, src)
+    order = list(runs)
     for _ in range(RUNS):
-        for name, code in VARIANTS.items():
-            times[name].append(run_once(code))
+        random.shuffle(order)
+        for name in order:
+            times[name].append(run_once(*runs[name]))
     base = statistics.median(times["raw SDK, gRPC, traces only"])
     for name, samples in times.items():
         median = statistics.median(samples)
-        print(f"{name:<40} median {median * 1000:7.1f} ms   ratio {median / base:.3f}x")
+        print(f"{name:<48} median {median * 1000:7.1f} ms   ratio {median / base:.3f}x")
+    if AGAINST:
+        for name in (FLOWTEL_GRPC_NAME, FLOWTEL_HTTP_NAME):
+            diffs = [
+                (a - b) * 1000 for a, b in zip(times[name], times[f"before: {name}"], strict=True)
+            ]
+            print(
+                f"{name}: now - before, paired: median {statistics.median(diffs):+.2f} ms, "
+                f"mean {statistics.mean(diffs):+.2f} ms over {RUNS} rounds"
+            )
     return 0
 
 

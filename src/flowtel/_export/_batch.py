@@ -28,7 +28,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
@@ -42,9 +42,12 @@ from flowtel._core._options import (
     DEFAULT_BATCH_MAX_QUEUE_SIZE,
     DEFAULT_BATCH_SCHEDULE_DELAY_S,
 )
-from flowtel._export._guard import ExportGuard, LossReason, Signal, TelemetrySignal
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
 from flowtel._export._guarded import GuardedLogExporter, GuardedSpanExporter
 from flowtel.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from flowtel._export._guard import Signal
 
 __all__ = ["BoundedBatchLogRecordProcessor", "BoundedBatchSpanProcessor"]
 

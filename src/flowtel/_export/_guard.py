@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -33,8 +33,6 @@ __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT_S",
     "ExportGuard",
     "LossReason",
-    "Reason",
-    "Signal",
     "TelemetrySignal",
 ]
 
@@ -46,10 +44,11 @@ DEFAULT_LOG_INTERVAL_S: Final = 60.0
 """At most one failure warning per signal and reason in this interval."""
 
 
-Signal = Literal["traces", "metrics", "logs"]
-Reason = Literal[
-    "queue_full", "export_failed", "export_timeout", "shutdown_timeout", "after_shutdown"
-]
+if TYPE_CHECKING:  # annotations only: building ``Literal`` types at import costs process start
+    Signal = Literal["traces", "metrics", "logs"]
+    Reason = Literal[
+        "queue_full", "export_failed", "export_timeout", "shutdown_timeout", "after_shutdown"
+    ]
 
 
 class TelemetrySignal:

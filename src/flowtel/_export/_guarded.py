@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from queue import SimpleQueue
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -29,13 +29,16 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from flowtel._export._guard import ExportGuard, LossReason, Reason, Signal, TelemetrySignal
+from flowtel._export._guard import ExportGuard, LossReason, TelemetrySignal
 
 __all__ = ["GuardedLogExporter", "GuardedMetricExporter", "GuardedSpanExporter"]
 
 
-_CallOutcome = Literal["done", "raised", "timed_out"]
-"""How a bounded call ended (plain strings: an Enum class would cost process start more)."""
+if TYPE_CHECKING:
+    from flowtel._export._guard import Reason, Signal
+
+    # How a bounded call ended: plain strings, as an Enum class would cost process start more.
+    _CallOutcome = Literal["done", "raised", "timed_out"]
 
 
 _T = TypeVar("_T")
