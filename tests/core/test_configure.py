@@ -331,6 +331,18 @@ def test_otlp_headers_never_appear_in_a_repr(monkeypatch: pytest.MonkeyPatch) ->
     assert "authorization" in repr(settings.otlp["traces"])
 
 
+def test_sentry_dsn_key_never_appears_in_a_repr() -> None:
+    """The DSN's key is a credential: the settings' repr masks it, the value keeps it."""
+    from flowtel._core import _settings as _config
+    from flowtel._core._options import Options
+
+    dsn = "https://k3y0f4dsn@o1.ingest.sentry.io/42"
+    settings = _config.resolve(Options(service_name="repr", exporter="none", sentry_dsn=dsn))
+    assert settings.sentry_dsn == dsn
+    assert "k3y0f4dsn" not in repr(settings)
+    assert "sentry_dsn='https://***@o1.ingest.sentry.io/42'" in repr(settings)
+
+
 PROPAGATION = """
 import sys, flowtel
 t = flowtel.configure_telemetry(service_name="p", exporter="none", logging=False, **KW)

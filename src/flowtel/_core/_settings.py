@@ -20,6 +20,7 @@ from flowtel._core._parse import (
     PROPAGATORS,
     SIGNALS,
     env,
+    mask_url,
     parse_bool,
     parse_choice,
     parse_dsn,
@@ -91,8 +92,10 @@ class Settings(Record):
     scrub_keys: tuple[str, ...] = ()  # more secret keys, matched by words
     error_dimensions: tuple[str, ...] = ()  # span attributes that split the error statistics
 
-
-# ---------------------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: the DSN's key is a credential.
+        dsn = self.sentry_dsn
+        return Record.__repr__(self if dsn is None else self.replace(sentry_dsn=mask_url(dsn)))
 
 
 def resolve(options: Options) -> Settings:
@@ -116,12 +119,7 @@ def resolve(options: Options) -> Settings:
         exporter = "otlp" if explicit_endpoint or otlp_endpoint_configured() else "console"
         console_fallback = exporter == "console"
     otlp = {
-        s: resolve_otlp(
-            s,
-            options.otlp_endpoint,
-            options.otlp_protocol,
-            options.otlp_headers,
-        )
+        s: resolve_otlp(s, options.otlp_endpoint, options.otlp_protocol, options.otlp_headers)
         for s in SIGNALS
     }
 
@@ -132,12 +130,12 @@ def resolve(options: Options) -> Settings:
     )
     count_unsampled = parse_bool(opt, count_unsampled)
     opt, tail = pick(options.sampling, "sampling", "FLOWTEL_SAMPLING", None)
-    given_rate = None if isinstance(options.sample_rate, _Unset) else options.sample_rate
     sampling: Sampling | None = None
     if tail is not None:  # the tail-sampling record loads only when it is used
         from flowtel._core._sampling import parse_sampling
 
-        sampling = parse_sampling(opt, tail, None if given_rate is None else sample_rate)
+        given = None if isinstance(options.sample_rate, _Unset) else sample_rate
+        sampling = parse_sampling(opt, tail, given)
     if sampling is not None:
         sample_rate = sampling.head_rate if sampling.head_rate is not None else sample_rate
         sampling = sampling._replace(head_rate=sample_rate)
