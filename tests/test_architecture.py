@@ -171,6 +171,46 @@ class TestExplicitWiring:
         assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
 
 
+#: What a default ``configure_telemetry(exporter="otlp")`` must not load, and the first use that
+#: loads each (``docs/architecture.md``, "Process start"): ``bench_startup.py`` measures the sum.
+FIRST_USE = """
+import sys, flowtel
+from flowtel._core._scrub import current_scrubber
+def loaded(name):
+    return name in sys.modules
+lazy = ("flowtel._export._encode", "flowtel._export._scrub", "flowtel.errors._points",
+        "flowtel.errors._dimensions", "flowtel.errors._record", "flowtel.errors._query",
+        "flowtel.errors._stats", "flowtel._core._scrub_rules", "flowtel._core._scrub_keys",
+        "flowtel._core._sampling", "flowtel._core._features", "flowtel._core._elements",
+        "flowtel._core._errors_settings", "flowtel._core._gauge", "flowtel.logs._stdout",
+        "flowtel.logs._target", "flowtel.tracing._keep", "flowtel.tracing._tail")
+telemetry = flowtel.configure_telemetry(service_name="lazy", exporter="otlp",
+                                        otlp_endpoint="http://127.0.0.1:9")
+print("start", sorted(n for n in lazy if loaded(n)))
+current_scrubber().scrub_text("password=hunter2 here")
+flowtel.get_error_stats(last_minutes=5)
+flowtel.keep_trace()
+flowtel.logs.JsonFormatter
+import logging; logging.getLogger("lazy").warning("first record")
+print("used", sorted(n for n in ("flowtel._core._scrub_rules", "flowtel._core._scrub_keys",
+      "flowtel.errors._query", "flowtel.tracing._keep", "flowtel.logs._stdout",
+      "flowtel.logs._target") if not loaded(n)))
+telemetry.shutdown(timeout_s=1)
+"""
+
+
+class TestProcessStart:
+    def test_configuring_loads_only_what_configuring_needs(self) -> None:
+        """A default configuration loads none of the first-use modules; using each loads it."""
+        import subprocess
+        import sys
+
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_USE], capture_output=True, text=True, timeout=60
+        )
+        assert out.stdout.splitlines()[:2] == ["start []", "used []"], out.stdout + out.stderr
+
+
 class TestSize:
     #: The one exception: the registry of every emitted name, one definition per line, kept in
     #: one module on purpose (a name is defined once, and docs and dashboards check against it).
