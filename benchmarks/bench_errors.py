@@ -1,5 +1,10 @@
 """Cost of flowtel's error aggregation, measured against raw OpenTelemetry in the same run.
 
+NOT THE DEFAULTS: a component benchmark. ``ErrorRateProcessor`` runs on a raw SDK provider with
+a null exporter, with its parts switched on one by one (statistics only, counters, the RED set)
+and, where a row says so, ``count_unsampled=False`` or ``error_dimensions``. The headline figures
+on the defaults, through ``configure_telemetry()``'s whole pipeline, are ``bench_defaults.py``'s.
+
 Run: ``PYTHONPATH=src python benchmarks/bench_errors.py`` (add ``--quick`` for a smoke run).
 
 Prints:
@@ -556,6 +561,7 @@ def main(argv: Sequence[str]) -> None:
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
         f"{n:,} spans x {rounds} interleaved rounds per row"
     )
+    print("(not the defaults: the processor on a raw SDK provider with a null exporter)")
     if args.only == "span-cost":
         bench_span_cost(n, rounds)
         return

@@ -4,7 +4,10 @@ Run: ``python benchmarks/bench_log_burst.py [records]`` (default 100,000). Expor
 to a loopback socket that accepts connections and never replies, once through flowtel
 (``configure_telemetry()``) and once through raw OpenTelemetry (SDK ``LoggingHandler`` on an
 SDK ``LoggerProvider`` with a ``BatchLogRecordProcessor`` and the OTLP exporter), in the same run.
-Prints tracemalloc peak, worst single ``logger.info`` call and total time for each, and the ratios.
+Prints tracemalloc peak, the first ``logger.info`` call (which pays the one-time setup: the SDK
+logger, the log bridge's probe, the scrubbing rules) and the worst call after it, and total time
+for each, and the ratios. flowtel runs on the defaults (``configure_telemetry()`` with only the
+endpoint and protocol given).
 """
 
 from __future__ import annotations
@@ -48,20 +51,24 @@ def black_hole() -> tuple[str, Callable[[], None]]:
     return f"http://127.0.0.1:{server.getsockname()[1]}", close
 
 
-def burst(logger: logging.Logger, records: int) -> tuple[float, float, float]:
-    """(peak MB, worst call ms, total s) for ``records`` INFO records inside one span."""
-    worst = 0.0
+def burst(logger: logging.Logger, records: int) -> tuple[float, float, float, float]:
+    """(peak MB, first call ms, worst later call ms, total s) for ``records`` INFO records inside
+    one span."""
+    first = worst = 0.0
     tracemalloc.start()
     started = time.perf_counter()
     with flowtel.span("burst"):
         for i in range(records):
             t0 = time.perf_counter()
             logger.info("record %d", i, extra={"order_id": i})
-            worst = max(worst, time.perf_counter() - t0)
+            if i:
+                worst = max(worst, time.perf_counter() - t0)
+            else:
+                first = time.perf_counter() - t0
     total = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak / 1e6, worst * 1e3, total
+    return peak / 1e6, first * 1e3, worst * 1e3, total
 
 
 def main() -> None:
@@ -72,7 +79,6 @@ def main() -> None:
         service_name="bench",
         otlp_endpoint=endpoint,
         otlp_protocol="grpc",
-        metric_export_interval_s=60,
     )
     ours = burst(logging.getLogger("bench.flowtel"), records)
     telemetry.shutdown(timeout_s=1)
@@ -101,10 +107,10 @@ def main() -> None:
     stop()
 
     print(f"{records} records to a black-holed OTLP/gRPC collector")
-    print(f"{'':10}{'peak MB':>10}{'worst call ms':>15}{'total s':>10}")
-    for label, (peak, worst, total) in (("raw OTel", raw), ("flowtel", ours)):
-        print(f"{label:10}{peak:10.1f}{worst:15.2f}{total:10.2f}")
-    print(f"ratio flowtel/raw: peak {ours[0] / raw[0]:.2f}x, total {ours[2] / raw[2]:.2f}x")
+    print(f"{'':10}{'peak MB':>10}{'first call ms':>15}{'worst later ms':>16}{'total s':>10}")
+    for label, (peak, first, worst, total) in (("raw OTel", raw), ("flowtel", ours)):
+        print(f"{label:10}{peak:10.1f}{first:15.2f}{worst:16.2f}{total:10.2f}")
+    print(f"ratio flowtel/raw: peak {ours[0] / raw[0]:.2f}x, total {ours[3] / raw[3]:.2f}x")
 
 
 if __name__ == "__main__":

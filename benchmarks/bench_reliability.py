@@ -58,7 +58,7 @@ print("main done", flush=True)
 FLOWTEL_CHILD = """
 import flowtel
 flowtel.configure_telemetry(service_name="bench", exporter="otlp", otlp_endpoint=ENDPOINT,
-                            otlp_protocol="grpc", logging=False)
+                            otlp_protocol="grpc")
 from opentelemetry import trace
 t = trace.get_tracer("bench")
 for i in range(100):
